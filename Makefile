@@ -1,0 +1,55 @@
+# The two commands a new user needs: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+PORT ?= 8000
+
+# make test runs against PostgreSQL and Redis; override to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: install run test lint bench check-services
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
+	@echo ""
+	@echo "  API      http://127.0.0.1:$(PORT)/api/v1/webhooks"
+	@echo "  API docs http://127.0.0.1:$(PORT)/api/docs/"
+	@echo "  Admin    http://127.0.0.1:$(PORT)/admin/"
+	@echo "  Health   http://127.0.0.1:$(PORT)/health"
+	@echo ""
+	@echo "  Create an API key:   $(PY) manage.py create_api_key --client acme --scope subscriptions --scope publish"
+	@echo "  Create an admin:     $(PY) manage.py createsuperuser"
+	@echo "  A local receiver:    $(PY) manage.py run_receiver --port 9000"
+	@echo ""
+	@echo "  WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true: local development may deliver to"
+	@echo "  127.0.0.1 and private networks (never set this in production)."
+	@echo ""
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true \
+		DEBUG=$${DEBUG:-true} $(BIN)/honcho start -f Procfile web worker beat
+
+check-services: install
+	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m tests.check_services
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(PY) manage.py makemigrations --check --dry-run
+
+test: install check-services lint
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)

@@ -1,0 +1,83 @@
+"""Parsing of the service's environment variables.
+
+Every tunable is read from the environment once, at start-up. A value that
+does not parse raises ImproperlyConfigured naming the variable, so a typo in a
+deployment fails the release instead of silently running on a default.
+"""
+
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`100ms`, `10s`, `5m`, `24h`, `30d` -> timedelta; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 100ms, 10s, 5m, 24h, 30d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_schedule(text: str) -> tuple[timedelta, ...]:
+    """A comma list of durations; the last one repeats. At least one entry."""
+    delays = tuple(parse_duration(part) for part in text.split(",") if part.strip())
+    if not delays:
+        raise ValueError("the schedule needs at least one duration")
+    return delays
+
+
+def parse_fraction(text: str) -> float:
+    """`10%` or `0.1` -> 0.1, within [0, 1]."""
+    value = text.strip()
+    number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    if not 0 <= number <= 1:
+        raise ValueError(f"{text!r} is not between 0% and 100%")
+    return number
+
+
+def parse_size(text: str) -> int:
+    """`262144`, `256KiB`, `1MiB` -> bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size such as 262144, 256KiB or 1MiB")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
+
+
+def parse_positive_int(text: str) -> int:
+    number = int(text.strip())
+    if number < 1:
+        raise ValueError(f"{text!r} must be at least 1")
+    return number
+
+
+def read(environ: Mapping[str, str], name: str, default: str, parser):
+    """Parse environ[name] (or the default), naming the variable on error."""
+    raw = environ.get(name, default)
+    try:
+        return parser(raw)
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from None

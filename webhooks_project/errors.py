@@ -1,0 +1,141 @@
+"""The API's error envelope: every 4xx and 5xx is
+
+    {"uuid": "KFCtYw", "status": "400", "reason": "one sentence", "errors": {...}}
+
+`uuid` is logged with the failure so an operator can find the request.
+"""
+
+import logging
+import secrets
+import string
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger("webhooks.api")
+
+_ALPHABET = string.ascii_letters + string.digits
+_REASONS = {
+    400: "The request is invalid.",
+    401: "Authentication credentials were not provided or are not valid.",
+    403: "This API key does not have the scope needed for this request.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    409: "Conflict.",
+    413: "The request body is too large.",
+    415: "Unsupported media type; send application/json.",
+    429: "Too many requests.",
+    500: "Internal server error; the failure has been logged under this uuid.",
+    503: "Service unavailable.",
+}
+
+
+def new_error_uuid() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(8))
+
+
+def envelope(
+    status_code: int,
+    reason: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "uuid": new_error_uuid(),
+        "status": str(status_code),
+        "reason": reason or _REASONS.get(status_code, "Error."),
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail -> {"configuration.headers.0.key": ["..."]}."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = "" if key in ("non_field_errors", "detail") else str(key)
+            path = ".".join(p for p in (prefix, name) if p)
+            flat.update(flatten_errors(value, path))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "body": [str(item) for item in detail]} if detail else {}
+        flat = {}
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(
+                    flatten_errors(item, f"{prefix}.{index}" if prefix else str(index))
+                )
+        return flat
+    return {prefix or "body": [str(detail)]}
+
+
+def _reason_from(errors: dict[str, list[str]]) -> str:
+    path, messages = next(iter(errors.items()))
+    message = messages[0].rstrip(".")
+    return message if path == "body" else f"{path}: {message}"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict."
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF exception handler returning the envelope for every error, 500 included."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+
+    headers: dict[str, str] = {}
+    if isinstance(exc, exceptions.APIException):
+        code = exc.status_code
+        if isinstance(exc, exceptions.ValidationError):
+            errors = flatten_errors(exc.detail)
+            body = envelope(code, _reason_from(errors) if errors else None, errors)
+        else:
+            detail = exc.detail if isinstance(exc.detail, str) else None
+            body = envelope(code, str(detail) if detail else None)
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+        if code == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    else:
+        code = 500
+        body = envelope(500)
+        request = context.get("request")
+        logger.exception(
+            "unhandled error %s on %s %s",
+            body["uuid"],
+            getattr(request, "method", "?"),
+            getattr(request, "path", "?"),
+        )
+    if code >= 500 and code != 500:
+        logger.warning("error %s: %s", body["uuid"], body["reason"])
+    return Response(body, status=code, headers=headers)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(envelope(404), status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    body = envelope(500)
+    logger.error(
+        "unhandled error %s on %s %s", body["uuid"], request.method, request.path
+    )
+    return JsonResponse(body, status=500)

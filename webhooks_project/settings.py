@@ -1,0 +1,236 @@
+"""Django settings, all from the environment (django-environ).
+
+With nothing set the service runs on embedded defaults: SQLite in var/ and a
+Celery broker on the local filesystem, which needs no server. That is safe
+because the database row is the truth and the broker only carries wake-ups.
+Set DATABASE_URL and REDIS_URL for PostgreSQL and Redis.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+
+from webhooks_project import conf
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("WEBHOOK_VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+E = os.environ
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me")
+DEBUG = conf.read(E, "DEBUG", "false", conf.parse_bool)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "subscriptions",
+    "events",
+    "delivery",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webhooks_project.urls"
+WSGI_APPLICATION = "webhooks_project.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- database -------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, beat) share the file: wait for locks
+    # instead of failing, and take the write lock up front.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = conf.read(E, "DB_CONN_MAX_AGE", "60", int)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker and cache ----------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(_queue_dir),
+        "store_processed": False,
+    }
+else:
+    # A lost or unacked wake-up only delays a delivery (dispatch_due finds the
+    # row again), so a short visibility timeout is safe and speeds recovery.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_ALWAYS_EAGER = False
+# Celery closes Django's DB connection around every task unless this is set;
+# workers run many short tasks, so keep connections (bounded by the pool size).
+CELERY_DB_REUSE_MAX = 1000
+
+# --- API --------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["subscriptions.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "webhooks_project.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Webhooks API",
+    "DESCRIPTION": "Self-hosted webhook delivery service.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Request bodies larger than this are refused (413) before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = conf.read(
+    E, "WEBHOOK_MAX_REQUEST_BYTES", "2MiB", conf.parse_size
+)
+
+# --- static files -----------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- the product's own settings (see README, "Configuration") ----------------
+WEBHOOK_SUBSCRIPTION_TTL = conf.read(
+    E, "WEBHOOK_SUBSCRIPTION_TTL", "30d", conf.parse_duration
+)
+WEBHOOK_DELIVERY_TTL = conf.read(E, "WEBHOOK_DELIVERY_TTL", "24h", conf.parse_duration)
+WEBHOOK_RETRY_SCHEDULE = conf.read(
+    E,
+    "WEBHOOK_RETRY_SCHEDULE",
+    "10s,30s,1m,5m,10m,30m,1h,3h,6h,12h",
+    conf.parse_schedule,
+)
+WEBHOOK_RETRY_JITTER = conf.read(E, "WEBHOOK_RETRY_JITTER", "10%", conf.parse_fraction)
+WEBHOOK_RETRY_AFTER_MAX = conf.read(
+    E, "WEBHOOK_RETRY_AFTER_MAX", "1h", conf.parse_duration
+)
+WEBHOOK_CONFLICT_RETRY_INTERVAL = conf.read(
+    E, "WEBHOOK_CONFLICT_RETRY_INTERVAL", "1m", conf.parse_duration
+)
+WEBHOOK_PAUSE_AFTER_FAILURES = conf.read(
+    E, "WEBHOOK_PAUSE_AFTER_FAILURES", "10", conf.parse_positive_int
+)
+WEBHOOK_MAX_PAYLOAD_BYTES = conf.read(
+    E, "WEBHOOK_MAX_PAYLOAD_BYTES", "256KiB", conf.parse_size
+)
+WEBHOOK_CONNECT_TIMEOUT = conf.read(
+    E, "WEBHOOK_CONNECT_TIMEOUT", "3s", conf.parse_duration
+)
+WEBHOOK_TIMEOUT = conf.read(E, "WEBHOOK_TIMEOUT", "10s", conf.parse_duration)
+WEBHOOK_RESPONSE_EXCERPT_BYTES = conf.read(
+    E, "WEBHOOK_RESPONSE_EXCERPT_BYTES", "4KiB", conf.parse_size
+)
+WEBHOOK_DISPATCH_INTERVAL = conf.read(
+    E, "WEBHOOK_DISPATCH_INTERVAL", "1s", conf.parse_duration
+)
+WEBHOOK_CLAIM_LEASE = conf.read(E, "WEBHOOK_CLAIM_LEASE", "1m", conf.parse_duration)
+WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_duration)
+WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "50", conf.parse_positive_int)
+WEBHOOK_HTTP_CONCURRENCY = conf.read(
+    E, "WEBHOOK_HTTP_CONCURRENCY", "64", conf.parse_positive_int
+)
+WEBHOOK_BREAKER_THRESHOLD = conf.read(
+    E, "WEBHOOK_BREAKER_THRESHOLD", "5", conf.parse_positive_int
+)
+WEBHOOK_BREAKER_COOLDOWN = conf.read(
+    E, "WEBHOOK_BREAKER_COOLDOWN", "30s", conf.parse_duration
+)
+WEBHOOK_RETENTION_DAYS = conf.read(
+    E, "WEBHOOK_RETENTION_DAYS", "30", conf.parse_positive_int
+)
+WEBHOOK_ALLOW_PRIVATE_DESTINATIONS = conf.read(
+    E, "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS", "false", conf.parse_bool
+)
+WEBHOOK_SECRET_ROTATION_OVERLAP = conf.read(
+    E, "WEBHOOK_SECRET_ROTATION_OVERLAP", "24h", conf.parse_duration
+)
+WEBHOOK_ENCRYPTION_KEYS = env.list("WEBHOOK_ENCRYPTION_KEYS", default=[])
+WEBHOOK_THROTTLE_RATE = env.str("WEBHOOK_THROTTLE_RATE", default="6000/min")
+WEBHOOK_METRICS_TOKEN = env.str("WEBHOOK_METRICS_TOKEN", default="")
+
+if WEBHOOK_CLAIM_LEASE <= WEBHOOK_TIMEOUT:
+    raise conf.ImproperlyConfigured(
+        "WEBHOOK_CLAIM_LEASE must be longer than WEBHOOK_TIMEOUT, or a slow attempt "
+        "could be claimed and sent a second time while it is still running"
+    )
