@@ -29,3 +29,34 @@ def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
     return Delivery.objects.filter(
         subscription_id=subscription_id, status__in=_UNFINISHED
     ).update(status=Delivery.Status.CANCELLED, next_attempt_at=None, lease_token=None)
+
+
+def create_deliveries(
+    *, event_id: UUID, targets: list[tuple[UUID, int, str]], expires_at, now
+) -> int:
+    """Bulk-insert one Delivery per (subscription_id, client_id, subscription_status).
+
+    Deliveries to paused subscriptions are created `held`. Call inside the
+    publish transaction; returns the number created. Wake workers on commit
+    with wake_workers().
+    """
+    rows = [
+        Delivery(
+            event_id=event_id,
+            subscription_id=subscription_id,
+            client_id=client_id,
+            status=Delivery.Status.HELD
+            if status == "paused"
+            else Delivery.Status.PENDING,
+            next_attempt_at=now,
+            expires_at=expires_at,
+        )
+        for subscription_id, client_id, status in targets
+    ]
+    Delivery.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
+def wake_workers(*, due_count: int) -> None:
+    """Tell workers that due_count deliveries became due (placeholder: the
+    pipeline work enqueues deliver tasks here; a broker outage must not raise)."""
