@@ -1,6 +1,8 @@
 """Standard Webhooks signatures (https://www.standardwebhooks.com/), via the
 `standardwebhooks` package so any Standard Webhooks library can verify them."""
 
+import base64
+import secrets as _random
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -9,10 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 def new_secret() -> str:
     """A fresh `whsec_` signing secret (24 random bytes, base64)."""
-    import base64
-    import secrets
-
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    return "whsec_" + base64.b64encode(_random.token_bytes(24)).decode()
 
 
 def signature_header(
