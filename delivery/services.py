@@ -24,6 +24,16 @@ def release_held_deliveries(*, subscription_id: UUID) -> int:
     return held.update(status=Delivery.Status.PENDING, next_attempt_at=now)
 
 
+def hold_pending_deliveries(*, subscription_id: UUID) -> int:
+    """Hold a paused subscription's pending deliveries (no request while paused).
+
+    A delivery in flight keeps its claim; recording its outcome holds it too.
+    """
+    return Delivery.objects.filter(
+        subscription_id=subscription_id, status=Delivery.Status.PENDING
+    ).update(status=Delivery.Status.HELD)
+
+
 def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
     """Cancel a subscription's pending and held deliveries (before it is deleted)."""
     return Delivery.objects.filter(
