@@ -2,9 +2,13 @@
 
 from uuid import UUID
 
+from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from delivery.models import Delivery
+from events.models import Event
+from subscriptions.models import Subscription
 
 _UNFINISHED = [Delivery.Status.PENDING, Delivery.Status.HELD]
 
@@ -41,27 +45,29 @@ def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
     ).update(status=Delivery.Status.CANCELLED, next_attempt_at=None, lease_token=None)
 
 
-def create_deliveries(
-    *, event_id: UUID, targets: list[tuple[UUID, int, str]], expires_at, now
-) -> int:
-    """Bulk-insert one Delivery per (subscription_id, client_id, subscription_status).
+def create_deliveries(*, event: Event, subscriptions: QuerySet[Subscription]) -> int:
+    """Insert one Delivery per subscription for the event; return how many.
 
-    Deliveries to paused subscriptions are created `held`. Call inside the
-    publish transaction; returns the number created. Wake workers on commit
-    with wake_workers().
+    Deliveries to paused subscriptions are created `held`, the others
+    `pending` and due now, expiring WEBHOOK_DELIVERY_TTL after the event was
+    published. Call inside the publish transaction, then wake_workers() on
+    commit. (Simple version: the pipeline work makes this one statement.)
     """
+    expires_at = event.created_at + settings.WEBHOOK_DELIVERY_TTL
     rows = [
         Delivery(
-            event_id=event_id,
+            event_id=event.id,
             subscription_id=subscription_id,
             client_id=client_id,
             status=Delivery.Status.HELD
             if status == "paused"
             else Delivery.Status.PENDING,
-            next_attempt_at=now,
+            next_attempt_at=event.created_at,
             expires_at=expires_at,
         )
-        for subscription_id, client_id, status in targets
+        for subscription_id, client_id, status in subscriptions.values_list(
+            "id", "client_id", "status"
+        )
     ]
     Delivery.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
