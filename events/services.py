@@ -1,0 +1,196 @@
+"""Publishing: an event and its fan-out, written in one transaction."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from delivery.services import create_deliveries, wake_workers
+from events.models import Event, EventType
+from events.selectors import (
+    count_deliveries,
+    find_published_event,
+    matching_subscriptions,
+)
+from subscriptions.models import Client
+
+# Created only by the test endpoint (POST /webhooks/{id}/test), never published.
+RESERVED_TYPE = "TEST"
+
+
+class PublishError(Exception):
+    """An event that cannot be published; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidEvent(PublishError):
+    """The input does not describe a publishable event (the API's 400)."""
+
+
+class EventTooLarge(PublishError):
+    """The payload is over WEBHOOK_MAX_PAYLOAD_BYTES (the API's 413)."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    event: Event
+    # Created by this call, or (created=False) the existing event's count.
+    deliveries: int
+    created: bool
+
+
+def publish_event(
+    *,
+    publisher: Client,
+    type: str,
+    payload: dict[str, Any],
+    subtype: str | None = None,
+    resource_id: str | None = None,
+    resource_url: str | None = None,
+    user_id: str | None = None,
+    tenant: str | None = None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> PublishResult:
+    """Publish an event: insert it and one delivery per matching subscription.
+
+    The event and its deliveries are written in one transaction (joining the
+    caller's, if any); workers are woken when it commits, and a broker that is
+    down does not fail the publish (dispatch_due finds the rows).
+
+    Idempotent per (publisher, idempotency_key): when the publisher already
+    published under that key, nothing is written and the existing event is
+    returned with created=False, also when two calls race.
+
+    Raises InvalidEvent (unknown or reserved type, subtype not in the type's
+    catalogue entry, unknown tenant, a payload that is not a JSON object, a
+    field over its length) or EventTooLarge (payload over
+    WEBHOOK_MAX_PAYLOAD_BYTES once serialised).
+    """
+    if idempotency_key is not None:
+        _check_text("id", idempotency_key)
+        existing = find_published_event(
+            publisher=publisher, idempotency_key=idempotency_key
+        )
+        if existing is not None:
+            return _repeat_of(existing)
+
+    for field, value in (
+        ("type", type),
+        ("subtype", subtype),
+        ("resource_id", resource_id),
+        ("resource_url", resource_url),
+        ("user_id", user_id),
+        ("tenant", tenant),
+    ):
+        if value is not None:
+            _check_text(field, value)
+    _check_type(type, subtype)
+    _check_payload(payload)
+    tenant_client = None
+    if tenant is not None:
+        tenant_client = Client.objects.filter(name=tenant).first()
+        if tenant_client is None:
+            raise InvalidEvent("tenant", f"no tenant named {tenant!r}")
+
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            # A savepoint: losing the race on the idempotency key must leave the
+            # caller's transaction usable.
+            with transaction.atomic():
+                event = Event.objects.create(
+                    publisher=publisher,
+                    idempotency_key=idempotency_key,
+                    tenant=tenant_client,
+                    type=type,
+                    subtype=subtype,
+                    resource_id=resource_id,
+                    resource_url=resource_url,
+                    user_id=user_id,
+                    payload=payload,
+                    occurred_at=occurred_at or now,
+                    created_at=now,
+                )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = find_published_event(
+                publisher=publisher, idempotency_key=idempotency_key
+            )
+            if existing is None:
+                raise
+            return _repeat_of(existing)
+
+        created = create_deliveries(
+            event=event, subscriptions=matching_subscriptions(event)
+        )
+        if created:
+            due = count_deliveries(event=event, due_only=True)
+            if due:
+                transaction.on_commit(lambda: wake_workers(due_count=due))
+    return PublishResult(event=event, deliveries=created, created=True)
+
+
+def _repeat_of(event: Event) -> PublishResult:
+    return PublishResult(
+        event=event, deliveries=count_deliveries(event=event), created=False
+    )
+
+
+def _check_text(field: str, value: str) -> None:
+    model = Client if field == "tenant" else Event
+    model_field = {"id": "idempotency_key", "tenant": "name"}.get(field, field)
+    limit = model._meta.get_field(model_field).max_length
+    if not isinstance(value, str):
+        raise InvalidEvent(field, "must be a string")
+    if limit is not None and len(value) > limit:
+        raise InvalidEvent(field, f"at most {limit} characters")
+    # PostgreSQL text cannot hold NUL; the driver would refuse the query.
+    if "\x00" in value:
+        raise InvalidEvent(field, "must not contain the NUL character")
+
+
+def _check_type(type: str, subtype: str | None) -> None:
+    if type == RESERVED_TYPE:
+        raise InvalidEvent(
+            "type", f"{RESERVED_TYPE} is reserved for the webhook test endpoint"
+        )
+    event_type = EventType.objects.filter(name=type).first()
+    if event_type is None:
+        raise InvalidEvent("type", f"unknown event type {type!r}")
+    if subtype is not None and subtype not in (event_type.subtypes or []):
+        if event_type.subtypes:
+            allowed = ", ".join(event_type.subtypes)
+            message = f"{type} has no subtype {subtype!r} (one of: {allowed})"
+        else:
+            message = f"{type} has no subtypes"
+        raise InvalidEvent("subtype", message)
+
+
+def _check_payload(payload: Any) -> None:
+    if not isinstance(payload, dict):
+        raise InvalidEvent("payload", "must be a JSON object")
+    try:
+        # allow_nan=False: PostgreSQL's jsonb has no NaN or Infinity.
+        serialised = json.dumps(
+            payload, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+        )
+        size = len(serialised.encode("utf-8"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidEvent("payload", f"is not serialisable as JSON ({exc})")
+    limit = settings.WEBHOOK_MAX_PAYLOAD_BYTES
+    if size > limit:
+        raise EventTooLarge("payload", f"larger than {limit} bytes as JSON")
+    # jsonb cannot store the NUL character, which json.dumps escapes as \u0000
+    # (drop escaped backslashes first: "\\u0000" is a backslash and "u0000").
+    if "\\u0000" in serialised.replace("\\\\", ""):
+        raise InvalidEvent("payload", "must not contain the NUL character (\\u0000)")

@@ -1,0 +1,149 @@
+"""The events API: publish, the event log, the type catalogue (API.md, "Events")."""
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events import selectors, services
+from events.serializers import (
+    IDEMPOTENCY_HEADER,
+    ErrorEnvelopeSerializer,
+    EventLogSerializer,
+    EventTypeSerializer,
+    PublishedEventSerializer,
+    PublishEventSerializer,
+)
+from subscriptions.auth import HasPublishScope
+from webhooks_project.errors import PayloadTooLarge
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorEnvelopeSerializer, description=description)
+
+
+_UNAUTHORIZED = _error("Missing or unknown API key.")
+_NOT_FOUND = _error("Not found, or not yours.")
+
+
+class PublishEventView(APIView):
+    permission_classes = [IsAuthenticated, HasPublishScope]
+
+    @extend_schema(
+        operation_id="publish_event",
+        summary="Publish an event",
+        description=(
+            "Routes the event to every matching webhook and answers once the "
+            "deliveries are stored. The same `id` (or Idempotency-Key) from the "
+            "same publisher answers 200 with the existing event and creates nothing."
+        ),
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="Same meaning as `id`; if both are given they must match.",
+            )
+        ],
+        request=PublishEventSerializer,
+        responses={
+            202: OpenApiResponse(PublishedEventSerializer, "Published."),
+            200: OpenApiResponse(
+                PublishedEventSerializer, "Already published under this id."
+            ),
+            400: _error("Invalid event."),
+            401: _UNAUTHORIZED,
+            403: _error("The key lacks the `publish` scope."),
+            413: _error("The body or payload is over WEBHOOK_MAX_PAYLOAD_BYTES."),
+        },
+        tags=["events"],
+    )
+    def post(self, request: Request) -> Response:
+        limit = settings.WEBHOOK_MAX_PAYLOAD_BYTES
+        if len(request.body) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        serializer = PublishEventSerializer(
+            data=_parsed_body(request),
+            context={"idempotency_header": request.headers.get(IDEMPOTENCY_HEADER)},
+        )
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            result = services.publish_event(
+                publisher=request.user,
+                type=data["type"],
+                payload=data["payload"],
+                subtype=data.get("subtype"),
+                resource_id=data.get("resource_id"),
+                resource_url=data.get("resource_url"),
+                user_id=data.get("user_id"),
+                tenant=data.get("tenant"),
+                occurred_at=data.get("occurred_at"),
+                idempotency_key=data["idempotency_key"],
+            )
+        except services.EventTooLarge as exc:
+            raise PayloadTooLarge(f"{exc.field}: {exc.message}")
+        except services.InvalidEvent as exc:
+            raise exceptions.ValidationError({exc.field: [exc.message]})
+        body = PublishedEventSerializer(
+            {"id": result.event.id, "deliveries": result.deliveries}
+        ).data
+        code = status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK
+        return Response(body, status=code)
+
+
+class EventLogView(APIView):
+    @extend_schema(
+        operation_id="get_event",
+        summary="The event log of one event",
+        description=(
+            "The event and, per delivery visible to the caller, its webhook, "
+            "status, attempts and last result. A publish key sees every delivery "
+            "of its events; a subscriptions key sees its own deliveries (404 if "
+            "it has none)."
+        ),
+        parameters=[
+            OpenApiParameter("event_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+        ],
+        responses={200: EventLogSerializer, 401: _UNAUTHORIZED, 404: _NOT_FOUND},
+        tags=["events"],
+    )
+    def get(self, request: Request, event_id: str) -> Response:
+        try:
+            parsed_id = uuid.UUID(event_id)
+        except ValueError:
+            raise exceptions.NotFound()
+        log = selectors.event_log(
+            event_id=parsed_id, client=request.user, scopes=request.auth.scopes
+        )
+        if log is None:
+            raise exceptions.NotFound()
+        return Response(EventLogSerializer(log).data)
+
+
+class EventTypeListView(APIView):
+    @extend_schema(
+        operation_id="list_event_types",
+        summary="The event type catalogue",
+        responses={200: EventTypeSerializer(many=True), 401: _UNAUTHORIZED},
+        tags=["events"],
+    )
+    def get(self, request: Request) -> Response:
+        types = selectors.list_event_types()
+        return Response(EventTypeSerializer(types, many=True).data)
+
+
+def _parsed_body(request: Request) -> Any:
+    # A JSON document nested deeper than Python's recursion limit is bad input,
+    # not a server error (DRF's parser only turns ValueError into a 400).
+    try:
+        return request.data
+    except RecursionError:
+        raise exceptions.ParseError("JSON parse error - nested too deeply.")
