@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.validators import URLValidator
+from django.core.validators import ProhibitNullCharactersValidator, URLValidator
 from rest_framework import serializers
 
 from events.models import Event
@@ -15,30 +15,59 @@ def _max_length(model: type, field: str) -> int:
     return model._meta.get_field(field).max_length
 
 
+class TextField(serializers.CharField):
+    """A string, and only a string: DRF's CharField would turn 42 into "42"."""
+
+    default_error_messages = {
+        "required": "required",
+        "null": "may not be null",
+        "blank": "may not be blank",
+        "invalid": "must be a string",
+        "max_length": "at most {max_length} characters",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [
+            ProhibitNullCharactersValidator("may not contain the NUL character")
+            if isinstance(validator, ProhibitNullCharactersValidator)
+            else validator
+            for validator in self.validators
+        ]
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def _optional_text(model: type, field: str, **kwargs: Any) -> TextField:
+    return TextField(
+        max_length=_max_length(model, field), required=False, allow_null=True, **kwargs
+    )
+
+
 class PublishEventSerializer(serializers.Serializer):
     """The body of POST /api/v1/events.
 
-    The Idempotency-Key header, if any, comes in through the context
-    (`idempotency_header`) so that it is checked against `id` here.
+    Unknown keys are a 400: a misspelt `tenant` would otherwise publish a
+    public event. The Idempotency-Key header, if any, comes in through the
+    context (`idempotency_header`) so that it is checked against `id` here.
     """
 
-    id = serializers.CharField(
-        max_length=_max_length(Event, "idempotency_key"),
-        required=False,
-        allow_null=True,
+    default_error_messages = {"invalid": "the body must be a JSON object"}
+
+    id = _optional_text(
+        Event,
+        "idempotency_key",
         help_text="Your id for the event; publishing the same id again is a no-op.",
     )
-    type = serializers.CharField(max_length=_max_length(Event, "type"))
-    subtype = serializers.CharField(
-        max_length=_max_length(Event, "subtype"), required=False, allow_null=True
-    )
-    resource_id = serializers.CharField(
-        max_length=_max_length(Event, "resource_id"), required=False, allow_null=True
-    )
-    resource_url = serializers.CharField(
-        max_length=_max_length(Event, "resource_url"),
-        required=False,
-        allow_null=True,
+    type = TextField(max_length=_max_length(Event, "type"))
+    subtype = _optional_text(Event, "subtype")
+    resource_id = _optional_text(Event, "resource_id")
+    resource_url = _optional_text(
+        Event,
+        "resource_url",
         validators=[
             URLValidator(
                 schemes=["http", "https"], message="must be an http or https URL"
@@ -46,32 +75,42 @@ class PublishEventSerializer(serializers.Serializer):
         ],
         help_text="Where the receiver fetches the full resource.",
     )
-    user_id = serializers.CharField(
-        max_length=_max_length(Event, "user_id"), required=False, allow_null=True
-    )
-    tenant = serializers.CharField(
-        max_length=_max_length(Client, "name"),
-        required=False,
-        allow_null=True,
+    user_id = _optional_text(Event, "user_id")
+    tenant = _optional_text(
+        Client,
+        "name",
         help_text="A client name: a tenant event. Without it the event is public.",
     )
     payload = serializers.DictField(
         required=False,
         default=dict,
-        error_messages={"not_a_dict": "must be a JSON object"},
+        error_messages={
+            "not_a_dict": "must be a JSON object",
+            "null": "may not be null",
+        },
         help_text="A JSON object; keep it small.",
     )
     occurred_at = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="ISO 8601; defaults to now."
+        required=False,
+        allow_null=True,
+        error_messages={"invalid": "must be an ISO 8601 time (2026-11-22T10:00:00Z)"},
+        help_text="ISO 8601; defaults to now.",
     )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: ["unknown field"] for key in unknown}
+                )
+        return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         header = self.context.get("idempotency_header")
         body_id = attrs.get("id")
         if header is not None:
-            header_field = serializers.CharField(
-                max_length=_max_length(Event, "idempotency_key")
-            )
+            header_field = TextField(max_length=_max_length(Event, "idempotency_key"))
             try:
                 header = header_field.run_validation(header)
             except serializers.ValidationError as exc:

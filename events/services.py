@@ -156,7 +156,7 @@ def _check_text(field: str, value: str) -> None:
         raise InvalidEvent(field, f"at most {limit} characters")
     # PostgreSQL text cannot hold NUL; the driver would refuse the query.
     if "\x00" in value:
-        raise InvalidEvent(field, "must not contain the NUL character")
+        raise InvalidEvent(field, "may not contain the NUL character")
 
 
 def _check_type(type: str, subtype: str | None) -> None:
@@ -193,4 +193,4 @@ def _check_payload(payload: Any) -> None:
     # jsonb cannot store the NUL character, which json.dumps escapes as \u0000
     # (drop escaped backslashes first: "\\u0000" is a backslash and "u0000").
     if "\\u0000" in serialised.replace("\\\\", ""):
-        raise InvalidEvent("payload", "must not contain the NUL character (\\u0000)")
+        raise InvalidEvent("payload", "may not contain the NUL character (\\u0000)")

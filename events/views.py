@@ -6,8 +6,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
-from rest_framework.permissions import IsAuthenticated
+from rest_framework import exceptions, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +21,7 @@ from events.serializers import (
     PublishEventSerializer,
 )
 from subscriptions.auth import HasPublishScope
+from subscriptions.models import ApiKey
 from webhooks_project.errors import PayloadTooLarge
 
 
@@ -29,12 +29,19 @@ def _error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorEnvelopeSerializer, description=description)
 
 
+class HasApiKey(permissions.BasePermission):
+    """Any valid API key, whatever its scopes (the request is then the key's)."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.auth, ApiKey)
+
+
 _UNAUTHORIZED = _error("Missing or unknown API key.")
 _NOT_FOUND = _error("Not found, or not yours.")
 
 
 class PublishEventView(APIView):
-    permission_classes = [IsAuthenticated, HasPublishScope]
+    permission_classes = [HasPublishScope]
 
     @extend_schema(
         operation_id="publish_event",
@@ -100,6 +107,8 @@ class PublishEventView(APIView):
 
 
 class EventLogView(APIView):
+    permission_classes = [HasApiKey]
+
     @extend_schema(
         operation_id="get_event",
         summary="The event log of one event",
@@ -129,6 +138,8 @@ class EventLogView(APIView):
 
 
 class EventTypeListView(APIView):
+    permission_classes = [HasApiKey]
+
     @extend_schema(
         operation_id="list_event_types",
         summary="The event type catalogue",
