@@ -20,6 +20,9 @@ class Client(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # The Client is DRF's request.user: permissions such as IsAuthenticated ask.
+    is_authenticated = True
+
 
 class ApiKey(models.Model):
     """A bearer key of one client. Only its SHA-256 is stored; the key is shown once."""

@@ -1,13 +1,23 @@
-"""Writes on clients and API keys. (Subscription services follow below.)"""
+"""Writes on clients, API keys and subscriptions."""
 
+import hashlib
+import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from delivery import services as delivery_services
+from delivery.signing import new_secret
+from subscriptions import selectors
 from subscriptions.auth import KEY_PREFIX, hash_key
-from subscriptions.models import ApiKey, Client
+from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
+
+_LIVE = [Subscription.Status.ACTIVE, Subscription.Status.PAUSED]
 
 
 @transaction.atomic
@@ -40,3 +50,241 @@ def revoke_api_key(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+
+
+# --- subscriptions ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OAuth2Config:
+    token_url: str
+    client_id: str
+    client_secret: str
+    audience: str = ""
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A validated webhook configuration (the serializers check the limits)."""
+
+    url: str
+    event_groups: Sequence[str]
+    content_type: str = "application/json"
+    headers: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+    oauth2: OAuth2Config | None = None
+
+
+class DuplicateSubscription(Exception):
+    """A live identical subscription exists; `tracking_ids` names which."""
+
+    def __init__(self, tracking_ids: Sequence[str | None]) -> None:
+        self.tracking_ids = list(tracking_ids)
+        super().__init__(f"duplicate subscriptions for {self.tracking_ids}")
+
+
+class SubscriptionNotPaused(Exception):
+    """Only a paused subscription can be resumed."""
+
+
+def fingerprint(
+    *, url: str, tracking_id: str | None, event_groups: Iterable[str]
+) -> str:
+    """What "identical" means for the 409: url, trackingId and the set of groups."""
+    identity = [url, tracking_id or "", sorted(set(event_groups))]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+
+
+def _filters_for(subscription: Subscription) -> list[SubscriptionFilter]:
+    filters = []
+    for group in subscription.event_groups:
+        event_type, _, subtype = group.partition(":")
+        filters.append(
+            SubscriptionFilter(
+                subscription=subscription, event_type=event_type, subtype=subtype
+            )
+        )
+    return filters
+
+
+def _create(
+    *, client: Client, config: WebhookConfig, tracking_ids: Sequence[str | None]
+) -> list[Subscription]:
+    now = timezone.now()
+    groups = list(dict.fromkeys(config.event_groups))
+    identities = {
+        fingerprint(url=config.url, tracking_id=tid, event_groups=groups): tid
+        for tid in tracking_ids
+    }
+
+    def duplicates() -> list[str | None]:
+        taken = selectors.live_duplicates(
+            client=client, fingerprints=identities.keys(), now=now
+        ).values_list("fingerprint", flat=True)
+        return sorted((identities[fp] for fp in set(taken)), key=lambda t: t or "")
+
+    oauth2 = config.oauth2
+    subscriptions = [
+        Subscription(
+            client=client,
+            url=config.url,
+            content_type=config.content_type,
+            headers=[{"key": h["key"], "value": h["value"]} for h in config.headers]
+            or None,
+            tracking_id=tid,
+            event_groups=groups,
+            fingerprint=fp,
+            oauth2_token_url=oauth2.token_url if oauth2 else "",
+            oauth2_client_id=oauth2.client_id if oauth2 else "",
+            oauth2_client_secret=oauth2.client_secret if oauth2 else "",
+            oauth2_audience=oauth2.audience if oauth2 else "",
+            oauth2_scope=oauth2.scope if oauth2 else "",
+            secret=new_secret(),
+            created_at=now,
+            expires_at=now + settings.WEBHOOK_SUBSCRIPTION_TTL,
+        )
+        for fp, tid in identities.items()
+    ]
+    try:
+        with transaction.atomic():
+            # A lapsed row the sweep has not marked yet must not block its
+            # successor through the partial unique constraint.
+            Subscription.objects.filter(
+                client=client,
+                fingerprint__in=list(identities),
+                status__in=_LIVE,
+                expires_at__lte=now,
+            ).update(status=Subscription.Status.EXPIRED)
+            if taken := duplicates():
+                raise DuplicateSubscription(taken)
+            Subscription.objects.bulk_create(subscriptions, batch_size=1000)
+            SubscriptionFilter.objects.bulk_create(
+                [f for sub in subscriptions for f in _filters_for(sub)],
+                batch_size=2000,
+            )
+    except IntegrityError:
+        # A concurrent identical create won the race past our check.
+        if taken := duplicates():
+            raise DuplicateSubscription(taken)
+        raise
+    return subscriptions
+
+
+def create_subscription(
+    *, client: Client, config: WebhookConfig, tracking_id: str | None = None
+) -> Subscription:
+    """Create one subscription (with its routing filters and a new signing secret).
+
+    The returned object carries the plaintext `secret`, to be shown once.
+    Raises DuplicateSubscription if an identical one is live (also when a
+    concurrent request created it first). Writes nothing on failure.
+    """
+    return _create(client=client, config=config, tracking_ids=[tracking_id])[0]
+
+
+def create_subscriptions_batch(
+    *, client: Client, config: WebhookConfig, tracking_ids: Sequence[str]
+) -> list[Subscription]:
+    """Create one subscription per tracking id, all or none, in one transaction.
+
+    `tracking_ids` must be distinct. Raises DuplicateSubscription naming the
+    tracking ids that already have a live identical subscription.
+    """
+    return _create(client=client, config=config, tracking_ids=tracking_ids)
+
+
+@transaction.atomic
+def delete_subscription(*, subscription: Subscription) -> None:
+    """Cancel the subscription's pending and held deliveries, then delete it.
+
+    Finished deliveries stay (without their subscription) for the event log.
+    Idempotent.
+    """
+    delivery_services.cancel_unfinished_deliveries(subscription_id=subscription.pk)
+    Subscription.objects.filter(pk=subscription.pk).delete()
+
+
+@transaction.atomic
+def resume_subscription(*, subscription: Subscription) -> Subscription:
+    """Reactivate a paused subscription and release its held deliveries.
+
+    Resets the consecutive-failure count. Returns the refreshed subscription.
+    Raises SubscriptionNotPaused unless it is paused (and not lapsed).
+    """
+    locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    now = timezone.now()
+    if selectors.effective_status(locked, now=now) != Subscription.Status.PAUSED:
+        raise SubscriptionNotPaused()
+    locked.status = Subscription.Status.ACTIVE
+    locked.paused_reason = ""
+    locked.paused_at = None
+    locked.consecutive_failures = 0
+    locked.save(
+        update_fields=[
+            "status",
+            "paused_reason",
+            "paused_at",
+            "consecutive_failures",
+            "updated_at",
+        ]
+    )
+    delivery_services.release_held_deliveries(subscription_id=locked.pk)
+    return locked
+
+
+@transaction.atomic
+def pause_subscription(*, subscription: Subscription, reason: str) -> bool:
+    """Pause an active subscription (operators); its pending deliveries are held.
+
+    Returns False, changing nothing, if it is not active (paused, expired).
+    """
+    now = timezone.now()
+    paused = Subscription.objects.filter(
+        pk=subscription.pk,
+        status=Subscription.Status.ACTIVE,
+        expires_at__gt=now,
+    ).update(
+        status=Subscription.Status.PAUSED,
+        paused_reason=reason[:200],
+        paused_at=now,
+        updated_at=now,
+    )
+    if paused:
+        delivery_services.hold_pending_deliveries(subscription_id=subscription.pk)
+    return bool(paused)
+
+
+@transaction.atomic
+def rotate_secret(*, subscription: Subscription) -> str:
+    """Give the subscription a new signing secret and return it (shown once).
+
+    The old one stays valid (requests carry both signatures) for
+    WEBHOOK_SECRET_ROTATION_OVERLAP. Rotating again within the overlap drops
+    the oldest secret.
+    """
+    locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    secret = new_secret()
+    locked.previous_secret = locked.secret
+    locked.previous_secret_expires_at = (
+        timezone.now() + settings.WEBHOOK_SECRET_ROTATION_OVERLAP
+    )
+    locked.secret = secret
+    locked.save(
+        update_fields=[
+            "secret",
+            "previous_secret",
+            "previous_secret_expires_at",
+            "updated_at",
+        ]
+    )
+    return secret
+
+
+def expire_lapsed_subscriptions(*, now: datetime | None = None) -> int:
+    """Mark live subscriptions past their expiry as expired; return how many.
+
+    For the periodic sweep; idempotent. Reads already treat them as expired.
+    """
+    return Subscription.objects.filter(
+        status__in=_LIVE, expires_at__lte=now or timezone.now()
+    ).update(status=Subscription.Status.EXPIRED, updated_at=timezone.now())

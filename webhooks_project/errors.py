@@ -12,8 +12,10 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
+from rest_framework.views import set_rollback
 
 logger = logging.getLogger("webhooks.api")
 
@@ -31,6 +33,20 @@ _REASONS = {
     500: "Internal server error; the failure has been logged under this uuid.",
     503: "Service unavailable.",
 }
+
+
+@extend_schema_serializer(component_name="Error")
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    """The body of every 4xx and 5xx answer, and nothing else at the top level."""
+
+    uuid = serializers.CharField(help_text="Identifies the failing request in logs.")
+    status = serializers.CharField(help_text="The HTTP status, as a string.")
+    reason = serializers.CharField(help_text="One human sentence.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Field path (e.g. configuration.url) -> messages.",
+    )
 
 
 def new_error_uuid() -> str:
@@ -126,11 +142,43 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     if code >= 500 and code != 500:
         logger.warning("error %s: %s", body["uuid"], body["reason"])
+    set_rollback()
     return Response(body, status=code, headers=headers)
+
+
+# Django's own error views (errors raised outside DRF views, unknown URLs),
+# so that every error of the service has the envelope.
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(envelope(404), status=404)
+
+
+def unknown_url(request: HttpRequest, path: str = "") -> JsonResponse:
+    """The last URL pattern: any other path is a 404 in the envelope, also
+    with DEBUG on (where Django would render its HTML page instead)."""
+    return not_found(request)
+
+
+def bad_request(
+    request: HttpRequest, exception: Exception | None = None
+) -> JsonResponse:
+    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE read outside a DRF view.
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(envelope(413), status=413)
+    return JsonResponse(envelope(400), status=400)
+
+
+def permission_denied(
+    request: HttpRequest, exception: Exception | None = None
+) -> JsonResponse:
+    return JsonResponse(envelope(403, "Forbidden."), status=403)
+
+
+def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse:
+    response = JsonResponse(envelope(405), status=405)
+    response["Allow"] = ", ".join(allowed)
+    return response
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

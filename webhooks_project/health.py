@@ -2,8 +2,8 @@
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
+from webhooks_project import errors
 from webhooks_project.celery import app
 
 
@@ -25,8 +25,9 @@ def _broker_ok() -> bool:
         return False
 
 
-@require_GET
 def health(request: HttpRequest) -> JsonResponse:
+    if request.method not in ("GET", "HEAD"):
+        return errors.method_not_allowed(request, ["GET", "HEAD"])
     checks = {
         "database": "ok" if _database_ok() else "down",
         "broker": "ok" if _broker_ok() else "down",

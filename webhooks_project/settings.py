@@ -132,7 +132,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["subscriptions.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["webhooks_project.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["subscriptions.throttling.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "webhooks_project.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -218,6 +219,13 @@ WEBHOOK_BREAKER_COOLDOWN = conf.read(
 )
 WEBHOOK_RETENTION_DAYS = conf.read(
     E, "WEBHOOK_RETENTION_DAYS", "30", conf.parse_positive_int
+)
+# How often beat expires deliveries/subscriptions and prunes old attempts.
+WEBHOOK_EXPIRE_INTERVAL = conf.read(
+    E, "WEBHOOK_EXPIRE_INTERVAL", "5s", conf.parse_duration
+)
+WEBHOOK_PRUNE_INTERVAL = conf.read(
+    E, "WEBHOOK_PRUNE_INTERVAL", "1h", conf.parse_duration
 )
 WEBHOOK_ALLOW_PRIVATE_DESTINATIONS = conf.read(
     E, "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS", "false", conf.parse_bool

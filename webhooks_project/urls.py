@@ -1,18 +1,30 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
 from webhooks_project import errors, health
+
+# The schema and its browser are public: they describe, they expose nothing.
+_public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/schema/", SpectacularAPIView.as_view(**_public), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", **_public),
+        name="docs",
+    ),
     path("", include("subscriptions.urls")),
     path("", include("events.urls")),
     path("", include("delivery.urls")),
+    # Last: every other path is a 404 in the error envelope.
+    re_path(r"^(?P<path>.*)$", errors.unknown_url),
 ]
 
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
 handler404 = errors.not_found
 handler500 = errors.server_error

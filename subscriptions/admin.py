@@ -1,0 +1,219 @@
+"""Admin for clients, API keys and subscriptions. Secrets are never shown: not
+the key hash, not the signing secrets, header values or OAuth2 client secret."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from subscriptions import selectors, services
+from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("prefix", "name", "scopes", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A key is created on the API key page, which shows it once.
+        return False
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [ApiKeyInline]
+
+
+class ApiKeyCreationForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[ApiKey.Scope.SUBSCRIPTIONS],
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("client", "name", "scopes")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "prefix",
+        "client",
+        "name",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("revoked_at", "client")
+    search_fields = ("prefix", "name", "client__name")
+    list_select_related = ("client",)
+    actions = ["revoke"]
+    # key_hash is never in any form or page.
+    fields = (
+        "client",
+        "name",
+        "prefix",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+
+    def get_form(
+        self, request: HttpRequest, obj: ApiKey | None = None, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = ApiKeyCreationForm
+            kwargs["fields"] = ApiKeyCreationForm.Meta.fields
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Any:
+        return ApiKeyCreationForm.Meta.fields if obj is None else self.fields
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApiKey | None = None
+    ) -> Any:
+        if obj is None:
+            return ()
+        return tuple(f for f in self.fields if f != "name")
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool
+    ) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        api_key, key = services.create_api_key(
+            client_name=obj.client.name,
+            scopes=form.cleaned_data["scopes"],
+            name=obj.name,
+        )
+        obj.pk = api_key.pk
+        obj.refresh_from_db()
+        messages.success(
+            request,
+            f"The new API key is {key} — copy it now: it is not stored and "
+            f"cannot be shown again.",
+        )
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset:
+            services.revoke_api_key(api_key=api_key)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")
+
+
+class SubscriptionFilterInline(admin.TabularInline):
+    model = SubscriptionFilter
+    fields = ("event_type", "subtype")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "client",
+        "url",
+        "status",
+        "consecutive_failures",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = ("status", "client")
+    search_fields = ("id", "url", "tracking_id")
+    list_select_related = ("client",)
+    date_hierarchy = "created_at"
+    inlines = [SubscriptionFilterInline]
+    actions = ["pause", "resume"]
+    # Configuration is immutable and secrets are write-only: nothing here is an
+    # input, and secret, previous_secret, oauth2_client_secret and headers are
+    # not even read-only fields (only header names are shown).
+    fields = (
+        "id",
+        "client",
+        "effective_status",
+        "paused_reason",
+        "paused_at",
+        "url",
+        "content_type",
+        "header_names",
+        "tracking_id",
+        "event_groups",
+        "oauth2_token_url",
+        "oauth2_client_id",
+        "oauth2_audience",
+        "oauth2_scope",
+        "previous_secret_expires_at",
+        "consecutive_failures",
+        "last_success_at",
+        "last_failure_at",
+        "created_at",
+        "updated_at",
+        "expires_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Created through the API, which validates and checks destinations.
+        return False
+
+    @admin.display(description="status")
+    def effective_status(self, obj: Subscription) -> str:
+        return selectors.effective_status(obj, now=timezone.now())
+
+    @admin.display(description="header names")
+    def header_names(self, obj: Subscription) -> str:
+        return ", ".join(obj.header_names) or "—"
+
+    @admin.action(description="Pause the selected subscriptions")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        paused = sum(
+            services.pause_subscription(
+                subscription=sub, reason=f"paused by {request.user} in the admin"
+            )
+            for sub in queryset
+        )
+        messages.success(request, f"Paused {paused} subscription(s).")
+
+    @admin.action(description="Resume the selected subscriptions")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        resumed = 0
+        for sub in queryset:
+            try:
+                services.resume_subscription(subscription=sub)
+            except services.SubscriptionNotPaused:
+                continue
+            resumed += 1
+        messages.success(request, f"Resumed {resumed} subscription(s).")
+
+    def delete_model(self, request: HttpRequest, obj: Subscription) -> None:
+        services.delete_subscription(subscription=obj)
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> None:
+        for sub in queryset:
+            services.delete_subscription(subscription=sub)

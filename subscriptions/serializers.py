@@ -1,0 +1,387 @@
+"""The webhook API's request parsing and the webhook object (API.md, "Webhooks").
+
+Request serializers only validate and normalise: they never write. Every
+message is phrased so it can be shown to the client without echoing the
+value it is about (header values and client secrets are write-only).
+"""
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from delivery.ssrf import BlockedDestination, validate_destination
+from subscriptions import selectors
+from subscriptions.models import Subscription
+
+URL_MAX = 250
+CONTENT_TYPE_MAX = 40
+HEADERS_MAX = 1024
+TRACKING_ID_MAX = 128
+EVENT_GROUPS_MAX = 50
+BATCH_MAX = 1000
+LIST_LIMIT_DEFAULT = 10_000
+LIST_LIMIT_MAX = 150_000
+
+# RFC 9110 field-name: a token.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Set by the service on every request, or they would corrupt its framing.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "x-webhook-event",
+    }
+)
+_RESERVED_PREFIX = "webhook-"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_FIELD_MESSAGES = {
+    "required": "required",
+    "null": "may not be null",
+    "blank": "may not be blank",
+    "invalid": "must be a string",
+    "max_length": "at most {max_length} characters",
+}
+
+
+class StrictCharField(serializers.CharField):
+    """A string, and only a string: DRF's CharField would turn 42 into "42"."""
+
+    default_error_messages = _FIELD_MESSAGES
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictListField(serializers.ListField):
+    default_error_messages = {
+        "required": "required",
+        "null": "may not be null",
+        "not_a_list": "must be a list",
+        "empty": "may not be empty",
+        "min_length": "at least {min_length} entries",
+        "max_length": "at most {max_length} entries",
+    }
+
+
+class StrictSerializer(serializers.Serializer):
+    """An object whose unknown keys are a 400: a misspelt `trackingID` must not
+    silently create a webhook for every event of the tenant."""
+
+    default_error_messages = {
+        "required": "required",
+        "null": "may not be null",
+        "invalid": "must be an object",
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        unknown: dict[str, list[str]] = {}
+        if isinstance(data, Mapping):
+            unknown = {str(k): ["unknown field"] for k in data if k not in self.fields}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                exc.detail.update(unknown)
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
+def _check_http_url(value: str) -> None:
+    if _CONTROL.search(value) or " " in value:
+        raise serializers.ValidationError("must not contain spaces or control chars")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise serializers.ValidationError("must be a valid http or https URL")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise serializers.ValidationError("must be an http or https URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # They would be returned in `configuration.url`; secrets go in headers.
+        raise serializers.ValidationError(
+            "must not contain credentials; use headers or oauth2"
+        )
+
+
+def _check_destination(value: str) -> None:
+    try:
+        validate_destination(value)
+    except BlockedDestination as exc:
+        raise serializers.ValidationError(str(exc) or "destination not allowed")
+
+
+class HeaderSerializer(StrictSerializer):
+    """A custom request header; its value is write-only."""
+
+    key = StrictCharField(max_length=HEADERS_MAX)
+    value = StrictCharField(
+        max_length=HEADERS_MAX, allow_blank=True, trim_whitespace=False
+    )
+
+    def validate_key(self, key: str) -> str:
+        if not _TOKEN.match(key):
+            raise serializers.ValidationError("not a valid header name")
+        lowered = key.lower()
+        if lowered in _RESERVED_HEADERS or lowered.startswith(_RESERVED_PREFIX):
+            raise serializers.ValidationError("reserved header name")
+        return key
+
+    def validate_value(self, value: str) -> str:
+        if _CONTROL.search(value.replace("\t", "")):
+            raise serializers.ValidationError("must not contain control characters")
+        return value
+
+
+class OAuth2Serializer(StrictSerializer):
+    """OAuth2 client credentials; client_secret is write-only."""
+
+    token_url = StrictCharField(max_length=URL_MAX)
+    client_id = StrictCharField(max_length=255)
+    client_secret = StrictCharField(
+        max_length=1024, write_only=True, trim_whitespace=False
+    )
+    audience = StrictCharField(
+        max_length=255, required=False, allow_blank=True, allow_null=True
+    )
+    scope = StrictCharField(
+        max_length=255, required=False, allow_blank=True, allow_null=True
+    )
+
+    def validate_token_url(self, value: str) -> str:
+        _check_http_url(value)
+        _check_destination(value)
+        return value
+
+
+class ConfigurationSerializer(StrictSerializer):
+    """Where and how to deliver. Immutable once created."""
+
+    url = StrictCharField(max_length=URL_MAX)
+    content_type = StrictCharField(max_length=CONTENT_TYPE_MAX, required=False)
+    # Not HeaderSerializer(many=True, allow_null=True): that lets null items in.
+    headers = serializers.ListSerializer(
+        child=HeaderSerializer(), required=False, allow_null=True
+    )
+    oauth2 = OAuth2Serializer(required=False, allow_null=True)
+
+    def validate_url(self, value: str) -> str:
+        _check_http_url(value)
+        _check_destination(value)
+        return value
+
+    def validate_content_type(self, value: str) -> str:
+        if _CONTROL.search(value):
+            raise serializers.ValidationError("must not contain control characters")
+        return value
+
+    def validate_headers(self, headers: list[dict[str, str]] | None) -> list:
+        headers = headers or []
+        if sum(len(h["key"]) + len(h["value"]) + 2 for h in headers) > HEADERS_MAX:
+            raise serializers.ValidationError(
+                f"keys and values together (len(key)+len(value)+2 per header) "
+                f"must be at most {HEADERS_MAX} characters"
+            )
+        seen: set[str] = set()
+        duplicates: dict[int, dict[str, list[str]]] = {}
+        for index, header in enumerate(headers):
+            name = header["key"].lower()
+            if name in seen:
+                duplicates[index] = {"key": ["duplicate header name"]}
+            seen.add(name)
+        if duplicates:
+            raise serializers.ValidationError(duplicates)
+        return headers
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("oauth2"):
+            clashes = {
+                index: {"key": ["reserved header name when oauth2 is set"]}
+                for index, header in enumerate(attrs.get("headers") or [])
+                if header["key"].lower() == "authorization"
+            }
+            if clashes:
+                raise serializers.ValidationError({"headers": clashes})
+        return attrs
+
+
+class _WebhookRequestSerializer(StrictSerializer):
+    event_groups = StrictListField(
+        child=StrictCharField(max_length=130),
+        min_length=1,
+        max_length=EVENT_GROUPS_MAX,
+        allow_empty=False,
+    )
+    configuration = ConfigurationSerializer()
+
+    def validate_event_groups(self, groups: list[str]) -> list[str]:
+        catalogue = selectors.event_type_catalogue()
+        errors: dict[int, list[str]] = {}
+        for index, group in enumerate(groups):
+            type_name, colon, subtype = group.partition(":")
+            if type_name not in catalogue:
+                errors[index] = [f"unknown event type {type_name!r}"]
+            elif colon and subtype not in catalogue[type_name]:
+                errors[index] = [f"unknown subtype {subtype!r} of {type_name}"]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return list(dict.fromkeys(groups))
+
+
+class WebhookCreateSerializer(_WebhookRequestSerializer):
+    """A new webhook. Unknown fields are a 400."""
+
+    trackingId = StrictCharField(  # noqa: N815 - the API's field name
+        max_length=TRACKING_ID_MAX, required=False, allow_null=True
+    )
+
+
+class WebhookBatchCreateSerializer(_WebhookRequestSerializer):
+    """One webhook per tracking id. Unknown fields are a 400."""
+
+    trackingIds = StrictListField(  # noqa: N815 - the API's field name
+        child=StrictCharField(max_length=TRACKING_ID_MAX),
+        min_length=1,
+        max_length=BATCH_MAX,
+        allow_empty=False,
+    )
+
+    def validate_trackingIds(self, tracking_ids: list[str]) -> list[str]:  # noqa: N802
+        seen: set[str] = set()
+        duplicates = [t for t in tracking_ids if t in seen or seen.add(t)]
+        if duplicates:
+            names = ", ".join(sorted(set(duplicates)))
+            raise serializers.ValidationError(f"duplicate tracking ids: {names}")
+        return tracking_ids
+
+
+class WebhookListQuerySerializer(serializers.Serializer):
+    """Query parameters of GET /api/v1/webhooks/."""
+
+    limit = serializers.IntegerField(
+        required=False,
+        default=LIST_LIMIT_DEFAULT,
+        min_value=1,
+        max_value=LIST_LIMIT_MAX,
+        error_messages={
+            "invalid": "must be an integer",
+            "min_value": "at least {min_value}",
+            "max_value": "at most {max_value}",
+            "max_string_length": "must be an integer",
+        },
+    )
+    status = serializers.ChoiceField(
+        required=False,
+        choices=Subscription.Status.choices,
+        error_messages={"invalid_choice": "must be one of active, paused, expired"},
+    )
+
+
+class DeleteQuerySerializer(serializers.Serializer):
+    includeWebhook = serializers.BooleanField(  # noqa: N815 - the API's field name
+        required=False, default=False, error_messages={"invalid": "must be a boolean"}
+    )
+
+
+# --- responses --------------------------------------------------------------
+
+
+def iso_utc(value: datetime) -> str:
+    """`2026-11-22T10:00:00Z`: whole seconds, as clients of Event Cast parse it."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HeaderNameSerializer(serializers.Serializer):
+    """A custom header's name (its value is never returned)."""
+
+    key = serializers.CharField()
+
+
+class OAuth2OutSerializer(serializers.Serializer):
+    """OAuth2 settings, without the client secret."""
+
+    token_url = serializers.CharField()
+    client_id = serializers.CharField()
+    audience = serializers.CharField(allow_null=True)
+    scope = serializers.CharField(allow_null=True)
+
+
+class ConfigurationOutSerializer(serializers.Serializer):
+    """The configuration as shown: header names only."""
+
+    url = serializers.CharField()
+    content_type = serializers.CharField()
+    headers = HeaderNameSerializer(many=True)
+    oauth2 = OAuth2OutSerializer(
+        required=False, help_text="Present only when OAuth2 is configured."
+    )
+
+
+class WebhookSerializer(serializers.Serializer):
+    """The webhook object. Header values and the OAuth2 client secret are never
+    shown; `secret` only when the context says `include_secret`."""
+
+    id = serializers.UUIDField()
+    authenticator = serializers.CharField(help_text="The client's name.")
+    trackingId = serializers.CharField(allow_null=True)  # noqa: N815
+    event_groups = serializers.ListField(child=serializers.CharField())
+    configuration = ConfigurationOutSerializer()
+    status = serializers.ChoiceField(choices=Subscription.Status.choices)
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField()
+    paused_reason = serializers.CharField(
+        required=False, help_text="Present only when paused."
+    )
+    secret = serializers.CharField(
+        required=False,
+        help_text="The signing secret; only in the answer of a create.",
+    )
+
+    def to_representation(self, sub: Subscription) -> dict[str, Any]:
+        now = self.context.get("now") or timezone.now()
+        configuration: dict[str, Any] = {
+            "url": sub.url,
+            "content_type": sub.content_type,
+            "headers": [{"key": name} for name in sub.header_names],
+        }
+        if sub.has_oauth2:
+            configuration["oauth2"] = {
+                "token_url": sub.oauth2_token_url,
+                "client_id": sub.oauth2_client_id,
+                "audience": sub.oauth2_audience or None,
+                "scope": sub.oauth2_scope or None,
+            }
+        status = selectors.effective_status(sub, now=now)
+        body: dict[str, Any] = {
+            "id": str(sub.id),
+            "authenticator": self.context.get("client_name") or sub.client.name,
+            "trackingId": sub.tracking_id,
+            "event_groups": list(sub.event_groups),
+            "configuration": configuration,
+            "status": status,
+            "created": iso_utc(sub.created_at),
+            "expiry": iso_utc(sub.expires_at),
+        }
+        if status == Subscription.Status.PAUSED:
+            body["paused_reason"] = sub.paused_reason
+        if self.context.get("include_secret"):
+            body["secret"] = sub.secret
+        return body
+
+
+class SecretSerializer(serializers.Serializer):
+    """The answer of rotate-secret."""
+
+    secret = serializers.CharField(help_text="The new signing secret (whsec_…).")

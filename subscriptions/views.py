@@ -1,0 +1,233 @@
+"""The webhook endpoints (API.md, "Webhooks"): parse, call one service, shape."""
+
+from typing import Any
+from uuid import UUID
+
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from subscriptions import selectors, services
+from subscriptions.auth import HasSubscriptionsScope
+from subscriptions.models import Client, Subscription
+from subscriptions.serializers import (
+    DeleteQuerySerializer,
+    SecretSerializer,
+    WebhookBatchCreateSerializer,
+    WebhookCreateSerializer,
+    WebhookListQuerySerializer,
+    WebhookSerializer,
+)
+from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in codes}
+
+
+def _config(data: dict[str, Any]) -> services.WebhookConfig:
+    configuration = data["configuration"]
+    oauth2 = configuration.get("oauth2")
+    return services.WebhookConfig(
+        url=configuration["url"],
+        event_groups=data["event_groups"],
+        content_type=configuration.get("content_type") or "application/json",
+        headers=configuration.get("headers") or (),
+        oauth2=services.OAuth2Config(
+            token_url=oauth2["token_url"],
+            client_id=oauth2["client_id"],
+            client_secret=oauth2["client_secret"],
+            audience=oauth2.get("audience") or "",
+            scope=oauth2.get("scope") or "",
+        )
+        if oauth2
+        else None,
+    )
+
+
+def _conflict(exc: services.DuplicateSubscription) -> Conflict:
+    named = [tid for tid in exc.tracking_ids if tid is not None]
+    if not named:
+        return Conflict("An identical webhook already exists.")
+    return Conflict(
+        f"An identical webhook already exists for trackingId {', '.join(named)}."
+    )
+
+
+class _WebhookView(APIView):
+    permission_classes = [HasSubscriptionsScope]
+
+    def represent(
+        self, subscriptions: Any, *, many: bool = False, include_secret: bool = False
+    ) -> Any:
+        client: Client = self.request.user
+        context = {
+            "client_name": client.name,
+            "include_secret": include_secret,
+            "now": timezone.now(),
+        }
+        return WebhookSerializer(subscriptions, many=many, context=context).data
+
+    def get_subscription(self, subscription_id: UUID) -> Subscription:
+        subscription = selectors.get_subscription(
+            client=self.request.user, subscription_id=subscription_id
+        )
+        if subscription is None:
+            raise exceptions.NotFound("Webhook not found.")
+        return subscription
+
+
+class WebhookListCreateView(_WebhookView):
+    @extend_schema(
+        operation_id="webhooks_list",
+        parameters=[WebhookListQuerySerializer],
+        responses={200: WebhookSerializer(many=True), **_errors(400, 401, 403, 429)},
+        description="The client's webhooks that are not expired, newest first.",
+    )
+    def get(self, request: Request) -> Response:
+        query = WebhookListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        subscriptions = selectors.list_subscriptions(
+            client=request.user,
+            limit=query.validated_data["limit"],
+            status=query.validated_data.get("status"),
+        )
+        return Response(self.represent(subscriptions, many=True))
+
+    @extend_schema(
+        operation_id="webhooks_create",
+        request=WebhookCreateSerializer,
+        responses={201: WebhookSerializer, **_errors(400, 401, 403, 409, 413, 429)},
+        description="Create a webhook. `secret` is returned only here.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = WebhookCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            subscription = services.create_subscription(
+                client=request.user,
+                config=_config(serializer.validated_data),
+                tracking_id=serializer.validated_data.get("trackingId"),
+            )
+        except services.DuplicateSubscription as exc:
+            raise _conflict(exc)
+        return Response(
+            self.represent(subscription, include_secret=True),
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class WebhookBatchCreateView(_WebhookView):
+    @extend_schema(
+        operation_id="webhooks_batch_create",
+        request=WebhookBatchCreateSerializer,
+        responses={
+            201: WebhookSerializer(many=True),
+            **_errors(400, 401, 403, 409, 413, 429),
+        },
+        description="One webhook per tracking id, all or none.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = WebhookBatchCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            subscriptions = services.create_subscriptions_batch(
+                client=request.user,
+                config=_config(serializer.validated_data),
+                tracking_ids=serializer.validated_data["trackingIds"],
+            )
+        except services.DuplicateSubscription as exc:
+            raise _conflict(exc)
+        return Response(
+            self.represent(subscriptions, many=True, include_secret=True),
+            status=status.HTTP_201_CREATED,
+        )
+
+
+@extend_schema_view(get=extend_schema(exclude=True))
+class WebhookCreateView(WebhookListCreateView):
+    """`/api/v1/webhooks`: documented for POST (GET works here too)."""
+
+
+@extend_schema_view(post=extend_schema(exclude=True))
+class WebhookListView(WebhookListCreateView):
+    """`/api/v1/webhooks/`: documented for GET (POST works here too)."""
+
+
+@extend_schema(exclude=True)
+class WebhookBatchCreateSlashView(WebhookBatchCreateView):
+    """`/batch/api/v1/webhooks/`, an undocumented alias."""
+
+
+class WebhookDetailView(_WebhookView):
+    @extend_schema(
+        operation_id="webhooks_retrieve",
+        responses={200: WebhookSerializer, **_errors(401, 403, 404, 429)},
+    )
+    def get(self, request: Request, id: UUID) -> Response:
+        return Response(self.represent(self.get_subscription(id)))
+
+    @extend_schema(
+        operation_id="webhooks_destroy",
+        parameters=[
+            OpenApiParameter(
+                "includeWebhook",
+                bool,
+                description="Answer 200 with the deleted webhook instead of 204.",
+            )
+        ],
+        responses={
+            200: WebhookSerializer,
+            204: OpenApiResponse(description="Deleted."),
+            **_errors(400, 401, 403, 404, 429),
+        },
+        description="Delete a webhook; its pending deliveries are cancelled.",
+    )
+    def delete(self, request: Request, id: UUID) -> Response:
+        query = DeleteQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        subscription = self.get_subscription(id)
+        body = self.represent(subscription)
+        services.delete_subscription(subscription=subscription)
+        if query.validated_data["includeWebhook"]:
+            return Response(body)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookResumeView(_WebhookView):
+    @extend_schema(
+        operation_id="webhooks_resume",
+        request=None,
+        responses={200: WebhookSerializer, **_errors(401, 403, 404, 409, 429)},
+        description="Reactivate a paused webhook and release its held deliveries.",
+    )
+    def post(self, request: Request, id: UUID) -> Response:
+        subscription = self.get_subscription(id)
+        try:
+            subscription = services.resume_subscription(subscription=subscription)
+        except services.SubscriptionNotPaused:
+            raise Conflict("The webhook is not paused.")
+        return Response(self.represent(subscription))
+
+
+class WebhookRotateSecretView(_WebhookView):
+    @extend_schema(
+        operation_id="webhooks_rotate_secret",
+        request=None,
+        responses={200: SecretSerializer, **_errors(401, 403, 404, 429)},
+        description=(
+            "A new signing secret. During WEBHOOK_SECRET_ROTATION_OVERLAP requests "
+            "carry signatures with both the new and the old secret."
+        ),
+    )
+    def post(self, request: Request, id: UUID) -> Response:
+        secret = services.rotate_secret(subscription=self.get_subscription(id))
+        return Response({"secret": secret})
