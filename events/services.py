@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.query import EmptyQuerySet
 from django.utils import timezone
 
 from delivery.services import create_deliveries, wake_workers
@@ -130,9 +131,10 @@ def publish_event(
                 raise
             return _repeat_of(existing)
 
-        created = create_deliveries(
-            event=event, subscriptions=matching_subscriptions(event)
-        )
+        subscriptions = matching_subscriptions(event)
+        created = 0
+        if not isinstance(subscriptions, EmptyQuerySet):
+            created = create_deliveries(event=event, subscriptions=subscriptions)
         if created:
             due = count_deliveries(event=event, due_only=True)
             if due:

@@ -1,0 +1,63 @@
+"""The OpenAPI schema describes the events endpoints as API.md does."""
+
+import pytest
+
+
+@pytest.fixture
+def schema(client, db):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def _ref(content: dict) -> str:
+    return content["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+
+
+def test_publish_is_described_with_its_answers_and_errors(schema):
+    operation = schema["paths"]["/api/v1/events"]["post"]
+
+    assert _ref(operation["requestBody"]) == "PublishEventRequest"
+    responses = operation["responses"]
+    assert _ref(responses["202"]) == _ref(responses["200"]) == "PublishedEvent"
+    errors = {code: _ref(responses[code]) for code in ("400", "401", "403", "413")}
+    assert set(errors.values()) == {"ErrorEnvelope"}
+    assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]]
+    request = schema["components"]["schemas"]["PublishEventRequest"]
+    assert request["required"] == ["type"]
+    assert request["properties"]["payload"]["type"] == "object"
+    assert request["properties"]["resource_url"]["maxLength"] == 500
+    published = schema["components"]["schemas"]["PublishedEvent"]
+    assert set(published["properties"]) == {"id", "deliveries"}
+
+
+def test_the_event_log_and_catalogue_are_described(schema):
+    log = schema["paths"]["/api/v1/events/{event_id}"]["get"]["responses"]
+    assert _ref(log["200"]) == "EventLog"
+    assert _ref(log["404"]) == "ErrorEnvelope"
+    event_log = schema["components"]["schemas"]["EventLog"]["properties"]
+    assert set(event_log) == {
+        "id",
+        "type",
+        "subtype",
+        "resource_id",
+        "resource_url",
+        "user_id",
+        "tenant",
+        "payload",
+        "occurred_at",
+        "created",
+        "deliveries",
+    }
+    delivery = schema["components"]["schemas"]["EventDelivery"]["properties"]
+    assert set(delivery) == {
+        "id",
+        "webhook_id",
+        "status",
+        "attempts_count",
+        "last_status_code",
+        "last_error",
+    }
+    types = schema["paths"]["/api/v1/event-types"]["get"]["responses"]["200"]
+    items = types["content"]["application/json"]["schema"]["items"]["$ref"]
+    assert items.endswith("/EventType")
