@@ -1,6 +1,7 @@
 """Shared helpers of the API tests."""
 
 import copy
+import json
 
 from subscriptions.models import Subscription, SubscriptionFilter
 
@@ -34,7 +35,7 @@ def assert_envelope(response, status: int) -> dict:
     """The error envelope, and nothing else at the top level."""
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
-    payload = response.json()
+    payload = json.loads(response.content)
     assert set(payload) <= {"uuid", "status", "reason", "errors"}
     assert isinstance(payload["uuid"], str) and payload["uuid"]
     assert payload["status"] == str(status)
@@ -53,3 +54,30 @@ def row_counts() -> tuple[int, int]:
 
 def create(api, body: dict, path: str = "/api/v1/webhooks"):
     return api.post(path, body, format="json")
+
+
+def make_delivery(subscription, status: str, **fields):
+    """A delivery of a fresh event to the subscription, in the given status."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from delivery.models import Delivery
+    from events.models import Event
+    from subscriptions.models import Client
+
+    publisher, _ = Client.objects.get_or_create(name="platform")
+    event = Event.objects.create(
+        publisher=publisher, tenant=subscription.client, type="DELIVERED"
+    )
+    now = timezone.now()
+    values = {
+        "event": event,
+        "subscription": subscription,
+        "client": subscription.client,
+        "status": status,
+        "next_attempt_at": now + timedelta(minutes=5) if status == "pending" else None,
+        "expires_at": now + timedelta(hours=1),
+    }
+    values.update(fields)
+    return Delivery.objects.create(**values)
