@@ -1,48 +1,91 @@
-"""Delivery services. Other apps call these; they never touch delivery models."""
+"""Delivery services: the writes of the delivery app.
 
+Other apps call the first five (their signatures are a contract); the
+delivery pipeline itself lives in engine.py (a batch), claiming.py (the
+lease), recording.py (the writes of a batch), classification.py and
+backoff.py (policy) and breaker.py. Tasks and views call the rest.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from delivery.models import Delivery
+from delivery import claiming, engine, kicks
+from delivery.models import Attempt, Breaker, Delivery
 from events.models import Event
 from subscriptions.models import Subscription
 
+logger = logging.getLogger("webhooks.delivery")
+
 _UNFINISHED = [Delivery.Status.PENDING, Delivery.Status.HELD]
+TEST_EVENT_TYPE = "TEST"
+# Sweeps touch at most this many rows per statement, so none holds locks long.
+SWEEP_CHUNK = 5000
+SWEEP_MAX_CHUNKS = 100
+
+
+class DeliveryNotRetriable(Exception):
+    """retry_delivery() refused: the delivery cannot be sent again (the API's 409)."""
 
 
 def release_held_deliveries(*, subscription_id: UUID) -> int:
     """Make a resumed subscription's held deliveries due now; expire those past TTL.
 
-    Returns how many were released. Call inside the resume transaction.
+    Returns how many were released. Call inside the resume transaction; the
+    workers are woken when it commits.
     """
     now = timezone.now()
     held = Delivery.objects.filter(
         subscription_id=subscription_id, status=Delivery.Status.HELD
     )
     held.filter(expires_at__lte=now).update(
-        status=Delivery.Status.EXPIRED, next_attempt_at=None
+        status=Delivery.Status.EXPIRED,
+        next_attempt_at=None,
+        lease_token=None,
+        updated_at=now,
     )
-    return held.update(status=Delivery.Status.PENDING, next_attempt_at=now)
+    released = held.update(
+        status=Delivery.Status.PENDING,
+        next_attempt_at=now,
+        lease_token=None,
+        updated_at=now,
+    )
+    if released:
+        transaction.on_commit(lambda: wake_workers(due_count=released))
+    return released
 
 
 def hold_pending_deliveries(*, subscription_id: UUID) -> int:
     """Hold a paused subscription's pending deliveries (no request while paused).
 
     A delivery in flight keeps its claim; recording its outcome holds it too.
+    Returns how many were held.
     """
     return Delivery.objects.filter(
         subscription_id=subscription_id, status=Delivery.Status.PENDING
-    ).update(status=Delivery.Status.HELD)
+    ).update(status=Delivery.Status.HELD, updated_at=timezone.now())
 
 
 def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
-    """Cancel a subscription's pending and held deliveries (before it is deleted)."""
+    """Cancel a subscription's pending and held deliveries (before it is deleted).
+
+    Clearing the lease means a request in flight is still recorded as an
+    attempt but no longer changes the delivery.
+    """
     return Delivery.objects.filter(
         subscription_id=subscription_id, status__in=_UNFINISHED
-    ).update(status=Delivery.Status.CANCELLED, next_attempt_at=None, lease_token=None)
+    ).update(
+        status=Delivery.Status.CANCELLED,
+        next_attempt_at=None,
+        lease_token=None,
+        updated_at=timezone.now(),
+    )
 
 
 def create_deliveries(*, event: Event, subscriptions: QuerySet[Subscription]) -> int:
@@ -50,29 +93,240 @@ def create_deliveries(*, event: Event, subscriptions: QuerySet[Subscription]) ->
 
     Deliveries to paused subscriptions are created `held`, the others
     `pending` and due now, expiring WEBHOOK_DELIVERY_TTL after the event was
-    published. Call inside the publish transaction, then wake_workers() on
-    commit. (Simple version: the pipeline work makes this one statement.)
+    published. A subscription listed twice by the queryset gets one delivery.
+    Call inside the publish transaction, then wake_workers() on commit.
+    On PostgreSQL this is one INSERT … SELECT, however many subscriptions match.
     """
     expires_at = event.created_at + settings.WEBHOOK_DELIVERY_TTL
-    rows = [
-        Delivery(
-            event_id=event.id,
-            subscription_id=subscription_id,
-            client_id=client_id,
-            status=Delivery.Status.HELD
-            if status == "paused"
-            else Delivery.Status.PENDING,
-            next_attempt_at=event.created_at,
-            expires_at=expires_at,
+    chosen = subscriptions.order_by().values("id", "client_id", "status")
+    if connection.vendor == "postgresql":
+        return _insert_deliveries_postgresql(event, chosen, expires_at)
+    seen: set[UUID] = set()
+    rows = []
+    for row in chosen:
+        if row["id"] in seen:
+            continue
+        seen.add(row["id"])
+        paused = row["status"] == Subscription.Status.PAUSED
+        rows.append(
+            Delivery(
+                event_id=event.id,
+                subscription_id=row["id"],
+                client_id=row["client_id"],
+                status=Delivery.Status.HELD if paused else Delivery.Status.PENDING,
+                next_attempt_at=None if paused else event.created_at,
+                expires_at=expires_at,
+            )
         )
-        for subscription_id, client_id, status in subscriptions.values_list(
-            "id", "client_id", "status"
-        )
-    ]
     Delivery.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
 
 
+def _insert_deliveries_postgresql(
+    event: Event, chosen: QuerySet, expires_at: datetime
+) -> int:
+    select_sql, select_params = chosen.query.sql_with_params()
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    now = timezone.now()
+    sql = (
+        f"INSERT INTO {table} (id, event_id, subscription_id, client_id, kind, "
+        "status, attempts_count, backoff_step, next_attempt_at, lease_token, "
+        "expires_at, created_at, updated_at, delivered_at, last_status_code, "
+        "last_error) "
+        "SELECT gen_random_uuid(), %s, s.id, s.client_id, %s, "
+        "CASE WHEN s.status = %s THEN %s ELSE %s END, 0, 0, "
+        "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
+        "%s, %s, %s, NULL, NULL, '' "
+        f"FROM (SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s"
+    )
+    paused = Subscription.Status.PAUSED
+    params = [
+        event.id,
+        Delivery.Kind.EVENT,
+        paused,
+        Delivery.Status.HELD,
+        Delivery.Status.PENDING,
+        paused,
+        event.created_at,
+        expires_at,
+        now,
+        now,
+        *select_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
 def wake_workers(*, due_count: int) -> None:
-    """Tell workers that due_count deliveries became due (placeholder: the
-    pipeline work enqueues deliver tasks here; a broker outage must not raise)."""
+    """Enqueue enough deliver_due wake-ups for `due_count` newly due deliveries.
+
+    Call from transaction.on_commit. Never raises and never blocks long: with
+    the broker down it logs a warning, and dispatch_due finds the rows later.
+    """
+    kicks.send_kicks(count=kicks.kicks_for(due_count))
+
+
+def deliver_due_batch(*, limit: int) -> engine.BatchReport:
+    """Claim up to `limit` due deliveries, send them concurrently, record the
+    outcomes (engine.py). Safe to run in any number of workers at once."""
+    return engine.deliver_due_batch(limit=limit)
+
+
+def dispatch_due_deliveries() -> int:
+    """The sweeper: wake workers for deliveries that are due (new ones whose
+    wake-up was lost, retries, claims whose lease ran out). Returns how many
+    wake-ups were sent. Cheap when nothing is due: one capped index scan."""
+    cap = settings.WEBHOOK_BATCH_SIZE * kicks.MAX_KICKS
+    due = claiming.count_due(now=timezone.now(), cap=cap)
+    return kicks.send_kicks(count=kicks.kicks_for(due)) if due else 0
+
+
+def expire_overdue_deliveries() -> int:
+    """Pending and held deliveries past expires_at become `expired` (not those
+    whose request is in flight right now: recording them decides). Returns how
+    many."""
+    now = timezone.now()
+    in_flight = Q(lease_token__isnull=False, next_attempt_at__gt=now)
+    overdue = Delivery.objects.filter(
+        status__in=_UNFINISHED, expires_at__lte=now
+    ).exclude(in_flight)
+    return _in_chunks(
+        overdue,
+        status=Delivery.Status.EXPIRED,
+        next_attempt_at=None,
+        lease_token=None,
+        updated_at=now,
+    )
+
+
+def expire_overdue_subscriptions() -> int:
+    """Active and paused subscriptions past expires_at become `expired`.
+
+    Their unfinished deliveries are left to finish within their own TTL: the
+    events happened while the subscription was live. Returns how many.
+    """
+    now = timezone.now()
+    return Subscription.objects.filter(
+        status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAUSED],
+        expires_at__lte=now,
+    ).update(status=Subscription.Status.EXPIRED, updated_at=now)
+
+
+def prune_old_attempts() -> int:
+    """Delete attempts older than WEBHOOK_RETENTION_DAYS, in chunks; returns
+    how many."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    old = Attempt.objects.filter(at__lt=cutoff)
+    deleted = 0
+    for _ in range(SWEEP_MAX_CHUNKS):
+        ids = list(old.values_list("id", flat=True)[:SWEEP_CHUNK])
+        if not ids:
+            break
+        deleted += Attempt.objects.filter(id__in=ids).delete()[0]
+        if len(ids) < SWEEP_CHUNK:
+            break
+    return deleted
+
+
+def _in_chunks(rows: QuerySet[Delivery], **changes: object) -> int:
+    total = 0
+    for _ in range(SWEEP_MAX_CHUNKS):
+        ids = list(rows.values_list("id", flat=True)[:SWEEP_CHUNK])
+        if not ids:
+            break
+        total += rows.filter(id__in=ids).update(**changes)
+        if len(ids) < SWEEP_CHUNK:
+            break
+    return total
+
+
+def send_test_delivery(*, subscription: Subscription) -> Delivery:
+    """Create a TEST event for the subscription's client and one `test`
+    delivery of it, due now, sent once with no retry (also while the
+    subscription is paused). Workers are woken on commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        event = Event.objects.create(
+            publisher_id=subscription.client_id,
+            tenant_id=subscription.client_id,
+            type=TEST_EVENT_TYPE,
+            resource_id=subscription.tracking_id,
+            payload={"test": True},
+            occurred_at=now,
+            created_at=now,
+        )
+        delivery = Delivery.objects.create(
+            event=event,
+            subscription=subscription,
+            client_id=subscription.client_id,
+            kind=Delivery.Kind.TEST,
+            status=Delivery.Status.PENDING,
+            next_attempt_at=now,
+            expires_at=now + settings.WEBHOOK_DELIVERY_TTL,
+        )
+        transaction.on_commit(lambda: wake_workers(due_count=1))
+    return delivery
+
+
+def retry_delivery(*, delivery_id: UUID) -> Delivery:
+    """Send a delivery again now, as a new attempt with a fresh TTL and the
+    backoff table from the start.
+
+    Accepts `failed`, `expired`, `cancelled` and `pending` deliveries; one
+    whose request is in flight right now only gets the fresh TTL. Raises
+    Delivery.DoesNotExist, or DeliveryNotRetriable when it already
+    `succeeded`, is `held`, or its webhook is paused or deleted.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("subscription")
+            .get(pk=delivery_id)
+        )
+        _check_retriable(delivery)
+        changes: dict[str, object] = {
+            "expires_at": now + settings.WEBHOOK_DELIVERY_TTL,
+            "updated_at": now,
+        }
+        in_flight = (
+            delivery.status == Delivery.Status.PENDING
+            and delivery.lease_token is not None
+            and delivery.next_attempt_at is not None
+            and delivery.next_attempt_at > now
+        )
+        if not in_flight:
+            changes.update(
+                status=Delivery.Status.PENDING,
+                next_attempt_at=now,
+                backoff_step=0,
+                lease_token=None,
+            )
+        Delivery.objects.filter(pk=delivery.pk).update(**changes)
+        if not in_flight:
+            transaction.on_commit(lambda: wake_workers(due_count=1))
+    delivery.refresh_from_db()
+    return delivery
+
+
+def _check_retriable(delivery: Delivery) -> None:
+    if delivery.status == Delivery.Status.SUCCEEDED:
+        raise DeliveryNotRetriable("The delivery already succeeded.")
+    if delivery.status == Delivery.Status.HELD:
+        raise DeliveryNotRetriable(
+            "The delivery is held because its webhook is paused; resume the webhook."
+        )
+    subscription = delivery.subscription
+    if subscription is None:
+        raise DeliveryNotRetriable("The webhook of this delivery was deleted.")
+    if subscription.status == Subscription.Status.PAUSED:
+        raise DeliveryNotRetriable("The webhook is paused; resume it first.")
+
+
+def close_breakers(*, destinations: Iterable[str]) -> int:
+    """Forget the failures of these destinations (an operator's decision after
+    fixing an endpoint); returns how many breakers were closed."""
+    return Breaker.objects.filter(destination__in=list(destinations)).update(
+        consecutive_failures=0, open_until=None, updated_at=timezone.now()
+    )

@@ -1,3 +1,27 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from delivery import views
+
+# `<str:id>`: a malformed id is answered by the view with the envelope's 404.
+urlpatterns = [
+    path(
+        "api/v1/webhooks/<str:id>/test",
+        views.WebhookTestView.as_view(),
+        name="webhook-test",
+    ),
+    path(
+        "api/v1/webhooks/<str:id>/deliveries",
+        views.WebhookDeliveriesView.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "api/v1/deliveries/<str:id>",
+        views.DeliveryDetailView.as_view(),
+        name="delivery-detail",
+    ),
+    path(
+        "api/v1/deliveries/<str:id>/retry",
+        views.DeliveryRetryView.as_view(),
+        name="delivery-retry",
+    ),
+]

@@ -1,6 +1,7 @@
 """The Celery application: workers deliver, beat runs the periodic sweeps."""
 
 import os
+from typing import Any
 
 from celery import Celery
 
@@ -9,3 +10,40 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhooks_project.settings")
 app = Celery("webhooks")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """The periodic sweeps, their intervals from settings.
+
+    Each message expires after a couple of its intervals: while workers are
+    down, beat's backlog of sweeps is dropped instead of run in a burst later.
+    """
+    from django.conf import settings
+
+    def every(task: str, interval: float) -> dict[str, Any]:
+        return {
+            "task": task,
+            "schedule": interval,
+            "options": {"expires": max(2 * interval, 1.0)},
+        }
+
+    return {
+        "dispatch-due": every(
+            "delivery.tasks.dispatch_due",
+            settings.WEBHOOK_DISPATCH_INTERVAL.total_seconds(),
+        ),
+        "expire-deliveries": every(
+            "delivery.tasks.expire_deliveries",
+            settings.WEBHOOK_EXPIRE_INTERVAL.total_seconds(),
+        ),
+        "prune-attempts": every(
+            "delivery.tasks.prune_attempts",
+            settings.WEBHOOK_PRUNE_INTERVAL.total_seconds(),
+        ),
+    }
+
+
+@app.on_after_configure.connect
+def _schedule_sweeps(sender: Celery, **kwargs: Any) -> None:
+    # Settings are read here, once Django's settings are configured, not at import.
+    sender.conf.beat_schedule = beat_schedule()

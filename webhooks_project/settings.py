@@ -112,7 +112,11 @@ if CELERY_BROKER_URL == "filesystem://":
 else:
     # A lost or unacked wake-up only delays a delivery (dispatch_due finds the
     # row again), so a short visibility timeout is safe and speeds recovery.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+    # A broker that does not answer must not stall a publish's wake-ups for long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 300,
+        "socket_connect_timeout": 3,
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,0 +1,176 @@
+"""The circuit breaker per destination (scheme://host:port).
+
+WEBHOOK_BREAKER_THRESHOLD consecutive `failure` outcomes across all
+deliveries to a destination open it for WEBHOOK_BREAKER_COOLDOWN: attempts
+due meanwhile are postponed to the reopen time without a request (recorded as
+`skipped`). Once the cooldown is over the breaker is half-open: one probe,
+claimed by a conditional UPDATE so only one worker sends it, decides — an
+ack closes it, a failure opens it again. Other outcomes (409, 429, 400) say
+nothing about the destination's health and leave it as it is.
+
+State is read once per batch (`load_states`) and written once per
+destination per flush (`record_outcomes`), with arithmetic done in SQL so
+concurrent workers do not lose each other's counts.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
+
+from delivery.models import Attempt, Breaker
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def destination_of(url: str) -> str:
+    """`https://Example.com/hooks?a=1` -> `https://example.com:443`."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        port = 0
+    return f"{scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    consecutive_failures: int = 0
+    open_until: datetime | None = None
+
+    def is_open(self, now: datetime) -> bool:
+        """Requests to the destination are postponed until open_until."""
+        return self.open_until is not None and self.open_until > now
+
+    def wants_probe(self, now: datetime) -> bool:
+        """Half-open: the cooldown is over and one request may test the water."""
+        return self.open_until is not None and self.open_until <= now
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.consecutive_failures == 0 and self.open_until is None
+
+
+CLOSED = BreakerState()
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What one flush saw for one destination, in completion order."""
+
+    acked: bool
+    # Failures after the last ack (all of them when there was no ack).
+    failures: int
+
+    @classmethod
+    def of(cls, outcomes: Iterable[str]) -> "Tally":
+        acked, failures = False, 0
+        for outcome in outcomes:
+            if outcome == Attempt.Outcome.ACK:
+                acked, failures = True, 0
+            elif outcome == Attempt.Outcome.FAILURE:
+                failures += 1
+        return cls(acked, failures)
+
+    @property
+    def is_news(self) -> bool:
+        return self.acked or self.failures > 0
+
+
+def apply(
+    state: BreakerState,
+    tally: Tally,
+    *,
+    now: datetime,
+    threshold: int | None = None,
+    cooldown: timedelta | None = None,
+) -> BreakerState:
+    """The transition. record_outcomes() performs the same one in SQL."""
+    threshold = threshold or settings.WEBHOOK_BREAKER_THRESHOLD
+    cooldown = cooldown if cooldown is not None else settings.WEBHOOK_BREAKER_COOLDOWN
+    if tally.acked:
+        failures, open_until = tally.failures, None
+    else:
+        failures = state.consecutive_failures + tally.failures
+        open_until = state.open_until
+    if tally.failures and failures >= threshold:
+        open_until = now + cooldown
+    return BreakerState(failures, open_until)
+
+
+def load_states(destinations: Iterable[str]) -> dict[str, BreakerState]:
+    """The current state of each destination (CLOSED when it has no row)."""
+    wanted = set(destinations)
+    states = dict.fromkeys(wanted, CLOSED)
+    rows = Breaker.objects.filter(destination__in=wanted).values_list(
+        "destination", "consecutive_failures", "open_until"
+    )
+    for destination, failures, open_until in rows:
+        states[destination] = BreakerState(failures, open_until)
+    return states
+
+
+def claim_probe(destination: str, *, now: datetime) -> datetime | None:
+    """Try to become the one probe of a half-open breaker.
+
+    Re-arms the cooldown in the same conditional UPDATE, so other workers see
+    it open again and skip. Returns the new open_until when this caller won.
+    """
+    until = now + settings.WEBHOOK_BREAKER_COOLDOWN
+    won = Breaker.objects.filter(destination=destination, open_until__lte=now).update(
+        open_until=until, updated_at=now
+    )
+    return until if won else None
+
+
+def record_outcomes(
+    tallies: dict[str, Tally], *, known: dict[str, BreakerState], now: datetime
+) -> None:
+    """Write each destination's tally (one upsert each); skip healthy no-news."""
+    threshold = settings.WEBHOOK_BREAKER_THRESHOLD
+    open_until = now + settings.WEBHOOK_BREAKER_COOLDOWN
+    table = connection.ops.quote_name(Breaker._meta.db_table)
+    for destination in sorted(tallies):
+        tally = tallies[destination]
+        if not tally.is_news:
+            continue
+        if not tally.failures and known.get(destination, CLOSED).is_healthy:
+            continue
+        first = apply(CLOSED, tally, now=now)
+        if tally.acked:
+            failures_sql, keep_sql, inc = "EXCLUDED.consecutive_failures", "NULL", []
+        else:
+            failures_sql = f"{table}.consecutive_failures + %s"
+            keep_sql, inc = f"{table}.open_until", [tally.failures]
+        sql = (
+            f"INSERT INTO {table} (destination, consecutive_failures, open_until, "
+            "updated_at) VALUES (%s, %s, %s, %s) ON CONFLICT (destination) DO UPDATE "
+            f"SET consecutive_failures = {failures_sql}, "
+            f"open_until = CASE WHEN ({failures_sql}) >= %s AND %s > 0 THEN %s "
+            f"ELSE {keep_sql} END, updated_at = EXCLUDED.updated_at"
+        )
+        params = [
+            destination,
+            first.consecutive_failures,
+            _dt(first.open_until),
+            _dt(now),
+            *inc,
+            *inc,
+            threshold,
+            tally.failures,
+            _dt(open_until),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def _dt(value: datetime | None) -> object:
+    """A datetime as raw SQL wants it on this database."""
+    return connection.ops.adapt_datetimefield_value(value)

@@ -1,0 +1,156 @@
+"""What an answer means: SendResult -> outcome and the delivery's next step.
+
+The table (SPEC.md, "Delivery"), as data:
+
+    answer                       outcome            next                  failure?
+    2xx                          ack                succeeded             no, resets
+    409                          conflict_retry     fixed 409 interval    no
+    400                          permanent_failure  failed                no
+    429                          retry              backoff, Retry-After  no
+    anything else, no answer     failure            backoff               yes
+
+"failure?" = counts towards pausing the subscription and the breaker.
+A retry that would fall after the delivery's expires_at expires it now. A test
+delivery (POST /webhooks/{id}/test) is never retried and never counts towards
+pausing or the circuit breaker.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import Enum
+
+from django.conf import settings
+
+from delivery import backoff
+from delivery.http import SendResult
+from delivery.models import Attempt, Delivery
+
+Outcome = Attempt.Outcome
+Status = Delivery.Status
+
+
+class Wait(Enum):
+    NONE = "none"  # final: no retry
+    BACKOFF = "backoff"  # the backoff table, next step
+    CONFLICT = "conflict"  # WEBHOOK_CONFLICT_RETRY_INTERVAL, no step consumed
+
+
+@dataclass(frozen=True)
+class Rule:
+    outcome: Outcome
+    wait: Wait
+    final_status: Status | None
+    endpoint_failure: bool
+    honours_retry_after: bool = False
+
+
+RULES: dict[Outcome, Rule] = {
+    Outcome.ACK: Rule(Outcome.ACK, Wait.NONE, Status.SUCCEEDED, False),
+    Outcome.CONFLICT_RETRY: Rule(Outcome.CONFLICT_RETRY, Wait.CONFLICT, None, False),
+    Outcome.PERMANENT_FAILURE: Rule(
+        Outcome.PERMANENT_FAILURE, Wait.NONE, Status.FAILED, False
+    ),
+    Outcome.RETRY: Rule(
+        Outcome.RETRY, Wait.BACKOFF, None, False, honours_retry_after=True
+    ),
+    Outcome.FAILURE: Rule(Outcome.FAILURE, Wait.BACKOFF, None, True),
+}
+
+
+def outcome_for(status_code: int | None) -> Outcome:
+    """The table's first column: which outcome an HTTP status (or None) is."""
+    if status_code is None:
+        return Outcome.FAILURE
+    if 200 <= status_code < 300:
+        return Outcome.ACK
+    if status_code == 409:
+        return Outcome.CONFLICT_RETRY
+    if status_code == 400:
+        return Outcome.PERMANENT_FAILURE
+    if status_code == 429:
+        return Outcome.RETRY
+    return Outcome.FAILURE
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> timedelta | None:
+    """`Retry-After: 120` or `Retry-After: <HTTP date>` -> the wait; None if absent
+    or unreadable. A date in the past is a wait of zero."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(when - now, timedelta(0))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one attempt."""
+
+    outcome: Outcome
+    # The delivery's status after this attempt: pending (retry), or final.
+    status: Status
+    # When pending: how long until the retry.
+    retry_in: timedelta | None
+    backoff_step: int
+    # Counts towards pausing the subscription and opening the breaker.
+    endpoint_failure: bool
+
+    @property
+    def is_ack(self) -> bool:
+        return self.outcome == Outcome.ACK
+
+
+def classify(
+    result: SendResult,
+    *,
+    now: datetime,
+    expires_at: datetime,
+    backoff_step: int = 0,
+    kind: str = Delivery.Kind.EVENT,
+) -> Verdict:
+    """Apply the table to one answer. Pure apart from the jitter's randomness."""
+    rule = RULES[outcome_for(result.status_code)]
+    if kind == Delivery.Kind.TEST:
+        return _test_verdict(rule, backoff_step)
+    if rule.wait is Wait.NONE:
+        status = rule.final_status or Status.FAILED
+        return Verdict(rule.outcome, status, None, backoff_step, rule.endpoint_failure)
+
+    step = backoff_step
+    if rule.wait is Wait.CONFLICT:
+        wait = settings.WEBHOOK_CONFLICT_RETRY_INTERVAL
+    else:
+        wait = backoff.retry_delay(backoff_step)
+        step = backoff_step + 1
+        if rule.honours_retry_after:
+            asked = parse_retry_after(result.retry_after, now=now)
+            if asked is not None:
+                wait = max(wait, min(asked, settings.WEBHOOK_RETRY_AFTER_MAX))
+    status = Status.EXPIRED if now + wait > expires_at else Status.PENDING
+    return Verdict(
+        rule.outcome,
+        status,
+        wait if status == Status.PENDING else None,
+        step,
+        rule.endpoint_failure,
+    )
+
+
+def _test_verdict(rule: Rule, backoff_step: int) -> Verdict:
+    # One request, no retry: anything but a 2xx is the end of it.
+    if rule.outcome == Outcome.ACK:
+        return Verdict(Outcome.ACK, Status.SUCCEEDED, None, backoff_step, False)
+    outcome = (
+        Outcome.PERMANENT_FAILURE
+        if rule.outcome == Outcome.PERMANENT_FAILURE
+        else Outcome.FAILURE
+    )
+    return Verdict(outcome, Status.FAILED, None, backoff_step, False)

@@ -1,0 +1,219 @@
+"""One batch of deliveries: claim, send concurrently, record as results arrive.
+
+The Celery thread that runs a batch does all of its database work; the HTTP
+requests run on one module-level bounded pool whose threads never touch the
+database, so database connections stay bounded by the worker's concurrency
+while up to WEBHOOK_HTTP_CONCURRENCY requests are in flight. No transaction is
+open while a request is.
+"""
+
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from delivery import breaker, http, kicks, outbound
+from delivery.claiming import claim_due
+from delivery.models import Delivery
+from delivery.recording import Item, Sent, Settled, Skipped, record
+from events.models import EventType
+from subscriptions.models import Subscription
+
+logger = logging.getLogger("webhooks.delivery")
+
+# Results are written in groups of at most this many, or after this long, so
+# one slow receiver does not hold back the others' writes.
+FLUSH_SIZE = 25
+FLUSH_AFTER = 0.05
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def http_pool() -> ThreadPoolExecutor:
+    """The process's one sender pool (created lazily: after a fork, per child)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(
+                    max_workers=settings.WEBHOOK_HTTP_CONCURRENCY,
+                    thread_name_prefix="webhook-http",
+                )
+    return _pool
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    skipped: int = 0
+    settled: int = 0
+
+
+# A request still queued for a sender thread this close to its lease running
+# out is not sent: the row may be claimed again by then, and two workers must
+# never send the same attempt at once.
+NOT_SENT = http.SendResult(None, 0, error="not sent: the claim ran out while queued")
+
+
+def deliver_due_batch(*, limit: int) -> BatchReport:
+    """Claim up to `limit` due deliveries and deliver them; see the module doc.
+
+    If the batch was full, another deliver_due is enqueued first so a backlog
+    drains without waiting for dispatch_due.
+    """
+    now = timezone.now()
+    _, claimed = claim_due(limit=limit, now=now)
+    if not claimed:
+        return BatchReport()
+    if len(claimed) >= limit:
+        transaction.on_commit(lambda: kicks.send_kicks(count=1))
+
+    states = breaker.load_states(
+        breaker.destination_of(d.subscription.url)
+        for d in claimed
+        if d.subscription is not None
+    )
+    terminal = _TerminalTypes()
+    early: list[Item] = []
+    to_send: list[tuple[Delivery, str, http.OutboundRequest | None]] = []
+    probes: dict[str, datetime] = {}
+    for delivery in claimed:
+        item = _triage(delivery, states, probes, now=now)
+        if item is None:
+            destination = breaker.destination_of(delivery.subscription.url)
+            to_send.append((delivery, destination, _build(delivery, now=now)))
+        else:
+            early.append(item)
+
+    deadline = time.monotonic() + _send_window()
+    futures: dict[Future[tuple[datetime, http.SendResult]], tuple[Delivery, str]]
+    futures = {}
+    for delivery, destination, request in to_send:
+        future = http_pool().submit(_send, request, deadline)
+        futures[future] = (delivery, destination)
+    record(early, breakers=states, terminal_types=terminal)
+    _drain(futures, states, terminal)
+    skipped = sum(isinstance(item, Skipped) for item in early)
+    return BatchReport(len(claimed), len(to_send), skipped, len(early) - skipped)
+
+
+def _send_window() -> float:
+    # The lease must outlast the request: a request that has not started by
+    # then could still be running when the row is claimed again.
+    lease = settings.WEBHOOK_CLAIM_LEASE.total_seconds()
+    request = (settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_TIMEOUT) * 2
+    return max(lease - request.total_seconds(), lease / 2)
+
+
+def _triage(
+    delivery: Delivery,
+    states: dict[str, breaker.BreakerState],
+    probes: dict[str, datetime],
+    *,
+    now: datetime,
+) -> Item | None:
+    """Decide what needs no request; None means send it."""
+    subscription = delivery.subscription
+    if subscription is None:
+        return Settled(delivery, Delivery.Status.CANCELLED)
+    if delivery.expires_at <= now:
+        return Settled(delivery, Delivery.Status.EXPIRED)
+    if delivery.kind == Delivery.Kind.TEST:
+        return None  # on demand: sent even while paused or the breaker is open
+    if subscription.status == Subscription.Status.PAUSED:
+        return Settled(delivery, Delivery.Status.HELD)
+    destination = breaker.destination_of(subscription.url)
+    state = states[destination]
+    if state.is_open(now):
+        return Skipped(delivery, now, state.open_until, destination)
+    if state.wants_probe(now):
+        if destination in probes:
+            return Skipped(delivery, now, probes[destination], destination)
+        won = breaker.claim_probe(destination, now=now)
+        if won is None:  # another worker is probing
+            until = now + settings.WEBHOOK_BREAKER_COOLDOWN
+            probes[destination] = until
+            return Skipped(delivery, now, until, destination)
+        probes[destination] = won
+    return None
+
+
+def _build(delivery: Delivery, *, now: datetime) -> http.OutboundRequest | None:
+    try:
+        return outbound.build_request(
+            event=delivery.event, subscription=delivery.subscription, now=now
+        )
+    except Exception:  # e.g. a secret that no longer decrypts: an operator issue
+        logger.exception("cannot build the request of delivery %s", delivery.id)
+        return None
+
+
+def _send(
+    request: http.OutboundRequest | None, deadline: float
+) -> tuple[datetime, http.SendResult]:
+    """Runs on a sender thread: no database work here."""
+    started = timezone.now()
+    if request is None:
+        return started, http.SendResult(None, 0, error="cannot build the request")
+    if time.monotonic() > deadline:
+        return started, NOT_SENT
+    try:
+        return started, http.send(request)
+    except Exception as exc:  # send() promises not to raise; a bug must not leak
+        logger.exception("the sender raised")
+        error = f"sender error: {exc.__class__.__name__}"
+        return started, http.SendResult(None, 0, error=error)
+
+
+def _drain(
+    futures: dict[Future[tuple[datetime, http.SendResult]], tuple[Delivery, str]],
+    states: dict[str, breaker.BreakerState],
+    terminal: "_TerminalTypes",
+) -> None:
+    """Record results as they complete, in small groups."""
+    pending = set(futures)
+    buffer: list[Item] = []
+    first_at = 0.0
+    while pending:
+        timeout = None
+        if buffer:
+            timeout = max(0.0, first_at + FLUSH_AFTER - time.monotonic())
+        done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        if done and not buffer:
+            first_at = time.monotonic()
+        for future in done:
+            delivery, destination = futures[future]
+            started, result = future.result()
+            if result is NOT_SENT:
+                buffer.append(Settled(delivery, Delivery.Status.PENDING))
+            else:
+                buffer.append(Sent(delivery, started, result, destination))
+        if buffer and (
+            len(buffer) >= FLUSH_SIZE
+            or not pending
+            or time.monotonic() - first_at >= FLUSH_AFTER
+        ):
+            record(buffer, breakers=states, terminal_types=terminal)
+            buffer = []
+
+
+class _TerminalTypes:
+    """The names of terminal event types, read at most once per batch."""
+
+    def __init__(self) -> None:
+        self._names: set[str] | None = None
+
+    def __call__(self) -> set[str]:
+        if self._names is None:
+            self._names = set(
+                EventType.objects.filter(terminal=True).values_list("name", flat=True)
+            )
+        return self._names

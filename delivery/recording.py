@@ -1,0 +1,457 @@
+"""Recording what happened to claimed deliveries: one short transaction per flush.
+
+A flush writes, for a group of claimed deliveries:
+- the Attempt rows (bulk_create), also for a result whose lease was lost;
+- each delivery's new state, guarded by its lease_token (a delivery someone
+  else reclaimed, cancelled or expired meanwhile is left alone);
+- each subscription's failure counter once (pausing it, and holding its
+  pending deliveries, at WEBHOOK_PAUSE_AFTER_FAILURES);
+- each destination's circuit breaker once;
+- and, after commit, countdown wake-ups for retries due within
+  WEBHOOK_COUNTDOWN_MAX (later ones are left to dispatch_due).
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from delivery import breaker, kicks
+from delivery.classification import Verdict, classify
+from delivery.http import SendResult
+from delivery.models import Attempt, Delivery
+from subscriptions.models import Subscription
+
+Status = Delivery.Status
+Outcome = Attempt.Outcome
+# last_success_at is informational: a busy subscription writes it at most this often.
+_SUCCESS_RESOLUTION = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A request was made (or tried: no answer is an answer too)."""
+
+    delivery: Delivery
+    at: datetime
+    result: SendResult
+    destination: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The destination's breaker is open: postponed without a request."""
+
+    delivery: Delivery
+    at: datetime
+    until: datetime
+    destination: str
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Decided at claim time without an attempt (held, cancelled, expired), or
+    `pending` again now: released unsent (its lease would have run out)."""
+
+    delivery: Delivery
+    status: Status
+
+
+Item = Sent | Skipped | Settled
+
+
+@dataclass(frozen=True)
+class RowUpdate:
+    id: uuid.UUID
+    token: uuid.UUID
+    status: str
+    attempts_count: int
+    backoff_step: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str
+    delivered_at: datetime | None
+
+
+def _dt(value: datetime) -> Any:
+    """A datetime as raw SQL wants it on this database."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _id(value: uuid.UUID) -> Any:
+    """A UUID as raw SQL wants it on this database (SQLite stores hex)."""
+    return Subscription._meta.pk.get_db_prep_value(value, connection)
+
+
+def describe(result: SendResult) -> str:
+    """`HTTP 503` or the sender's error: for last_error and paused_reason."""
+    if result.status_code is not None:
+        return f"HTTP {result.status_code}"
+    return result.error or "no response"
+
+
+def record(
+    items: Sequence[Item],
+    *,
+    breakers: dict[str, breaker.BreakerState],
+    terminal_types: Callable[[], set[str]],
+) -> set[uuid.UUID]:
+    """Write one flush; returns the ids of deliveries whose state was written."""
+    if not items:
+        return set()
+    now = timezone.now()
+    with transaction.atomic():
+        verdicts = {
+            item.delivery.id: classify(
+                item.result,
+                now=now,
+                expires_at=item.delivery.expires_at,
+                backoff_step=item.delivery.backoff_step,
+                kind=item.delivery.kind,
+            )
+            for item in items
+            if isinstance(item, Sent)
+        }
+        live = _subscription_statuses(items, verdicts)
+        rows = [_row_update(item, verdicts, live, now) for item in items]
+        kept = _write_rows(rows, now=now)
+        _write_attempts(items, verdicts)
+        _count_failures(items, verdicts, kept, now=now)
+        _expire_terminal(items, verdicts, kept, terminal_types, now=now)
+        _write_breakers(items, verdicts, breakers, now=now)
+        countdowns = _countdowns(rows, kept, now=now)
+        if countdowns:
+            transaction.on_commit(lambda: kicks.send_kicks(countdowns=countdowns))
+    return kept
+
+
+def _subscription_statuses(
+    items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]
+) -> dict[uuid.UUID, str]:
+    # A delivery whose subscription was paused (or deleted) while its request
+    # was in flight must not be retried behind the pause.
+    ids = {
+        item.delivery.subscription_id
+        for item in items
+        if item.delivery.subscription_id is not None
+        and item.delivery.kind == Delivery.Kind.EVENT
+        and (
+            isinstance(item, Skipped)
+            or (isinstance(item, Sent) and verdicts[item.delivery.id].retry_in)
+        )
+    }
+    if not ids:
+        return {}
+    return dict(Subscription.objects.filter(id__in=ids).values_list("id", "status"))
+
+
+def _unless_paused(status: str, delivery: Delivery, live: dict[uuid.UUID, str]) -> str:
+    if status != Status.PENDING or delivery.kind != Delivery.Kind.EVENT:
+        return status
+    current = live.get(delivery.subscription_id) if delivery.subscription_id else None
+    if current is None:
+        return Status.CANCELLED
+    if current == Subscription.Status.PAUSED:
+        return Status.HELD
+    return status
+
+
+def _row_update(
+    item: Item,
+    verdicts: dict[uuid.UUID, Verdict],
+    live: dict[uuid.UUID, str],
+    now: datetime,
+) -> RowUpdate:
+    delivery = item.delivery
+    base: dict[str, Any] = {
+        "id": delivery.id,
+        "token": delivery.lease_token,
+        "attempts_count": delivery.attempts_count,
+        "backoff_step": delivery.backoff_step,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "delivered_at": delivery.delivered_at,
+    }
+    if isinstance(item, Settled):
+        due = now if item.status == Status.PENDING else None
+        return RowUpdate(status=item.status, next_attempt_at=due, **base)
+    base["attempts_count"] += 1
+    if isinstance(item, Skipped):
+        status = Status.PENDING if item.until <= delivery.expires_at else Status.EXPIRED
+        status = _unless_paused(status, delivery, live)
+        base["last_error"] = (
+            f"circuit breaker open for {item.destination}; "
+            f"postponed to {item.until.isoformat()}"
+        )
+        due = item.until if status == Status.PENDING else None
+        return RowUpdate(status=status, next_attempt_at=due, **base)
+    verdict = verdicts[delivery.id]
+    status = _unless_paused(verdict.status, delivery, live)
+    base["backoff_step"] = verdict.backoff_step
+    base["last_status_code"] = item.result.status_code
+    base["last_error"] = "" if verdict.is_ack else describe(item.result)
+    if verdict.is_ack:
+        base["delivered_at"] = now
+    due = now + verdict.retry_in if status == Status.PENDING else None
+    return RowUpdate(status=status, next_attempt_at=due, **base)
+
+
+def _write_rows(rows: list[RowUpdate], *, now: datetime) -> set[uuid.UUID]:
+    """Guarded by lease_token; clears it. Returns the ids actually updated."""
+    if connection.vendor == "postgresql":
+        return _write_rows_postgresql(rows, now=now)
+    kept = set()
+    for row in rows:
+        updated = Delivery.objects.filter(id=row.id, lease_token=row.token).update(
+            status=row.status,
+            attempts_count=row.attempts_count,
+            backoff_step=row.backoff_step,
+            next_attempt_at=row.next_attempt_at,
+            last_status_code=row.last_status_code,
+            last_error=row.last_error,
+            delivered_at=row.delivered_at,
+            lease_token=None,
+            updated_at=now,
+        )
+        if updated:
+            kept.add(row.id)
+    return kept
+
+
+_ROW = (
+    "(%s::uuid, %s::uuid, %s, %s::integer, %s::integer, %s::timestamptz, "
+    "%s::integer, %s, %s::timestamptz)"
+)
+
+
+def _write_rows_postgresql(rows: list[RowUpdate], *, now: datetime) -> set[uuid.UUID]:
+    # One statement for the whole flush instead of one UPDATE per delivery.
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS d SET status = v.status, "
+        "attempts_count = v.attempts_count, backoff_step = v.backoff_step, "
+        "next_attempt_at = v.next_attempt_at, last_status_code = v.last_status_code, "
+        "last_error = v.last_error, delivered_at = v.delivered_at, "
+        "lease_token = NULL, updated_at = %s "
+        f"FROM (VALUES {', '.join([_ROW] * len(rows))}) AS v (id, token, status, "
+        "attempts_count, backoff_step, next_attempt_at, last_status_code, "
+        "last_error, delivered_at) "
+        "WHERE d.id = v.id AND d.lease_token = v.token RETURNING d.id"
+    )
+    params: list[Any] = [now]
+    for row in rows:
+        params += [
+            str(row.id),
+            str(row.token),
+            row.status,
+            row.attempts_count,
+            row.backoff_step,
+            row.next_attempt_at,
+            row.last_status_code,
+            row.last_error,
+            row.delivered_at,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row_id for (row_id,) in cursor.fetchall()}
+
+
+def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -> None:
+    attempts = []
+    for item in items:
+        number = item.delivery.attempts_count + 1
+        if isinstance(item, Sent):
+            result = item.result
+            attempts.append(
+                Attempt(
+                    delivery_id=item.delivery.id,
+                    number=number,
+                    at=item.at,
+                    duration_ms=max(result.duration_ms, 0),
+                    status_code=result.status_code,
+                    outcome=verdicts[item.delivery.id].outcome,
+                    error=result.error,
+                    response_excerpt=result.response_excerpt,
+                )
+            )
+        elif isinstance(item, Skipped):
+            attempts.append(
+                Attempt(
+                    delivery_id=item.delivery.id,
+                    number=number,
+                    at=item.at,
+                    outcome=Outcome.SKIPPED,
+                    error=f"circuit breaker open for {item.destination}",
+                )
+            )
+    if attempts:
+        Attempt.objects.bulk_create(attempts)
+
+
+def _count_failures(
+    items: Sequence[Item],
+    verdicts: dict[uuid.UUID, Verdict],
+    kept: set[uuid.UUID],
+    *,
+    now: datetime,
+) -> None:
+    """Once per subscription: reset on ack, add failures, pause at the threshold."""
+    outcomes: dict[uuid.UUID, list[str]] = defaultdict(list)
+    last_failure: dict[uuid.UUID, SendResult] = {}
+    for item in items:
+        delivery = item.delivery
+        if (
+            not isinstance(item, Sent)
+            or delivery.id not in kept
+            or delivery.kind != Delivery.Kind.EVENT
+            or delivery.subscription_id is None
+        ):
+            continue
+        verdict = verdicts[delivery.id]
+        outcomes[delivery.subscription_id].append(verdict.outcome)
+        if verdict.endpoint_failure:
+            last_failure[delivery.subscription_id] = item.result
+    tallies = {sid: breaker.Tally.of(seq) for sid, seq in outcomes.items()}
+
+    only_acks = [sid for sid, t in tallies.items() if t.acked and not t.failures]
+    if only_acks:
+        Subscription.objects.filter(id__in=only_acks).filter(
+            Q(consecutive_failures__gt=0)
+            | Q(last_success_at__isnull=True)
+            | Q(last_success_at__lt=now - _SUCCESS_RESOLUTION)
+        ).update(consecutive_failures=0, last_success_at=now, updated_at=now)
+
+    table = connection.ops.quote_name(Subscription._meta.db_table)
+    for sid in sorted(sid for sid, t in tallies.items() if t.failures):
+        tally = tallies[sid]
+        if tally.acked:
+            sql = (
+                f"UPDATE {table} SET consecutive_failures = %s, last_success_at = %s, "
+                "last_failure_at = %s, updated_at = %s WHERE id = %s "
+                "RETURNING consecutive_failures, status"
+            )
+            params: list[Any] = [tally.failures, _dt(now), _dt(now), _dt(now), _id(sid)]
+        else:
+            sql = (
+                f"UPDATE {table} SET consecutive_failures = consecutive_failures + %s, "
+                "last_failure_at = %s, updated_at = %s WHERE id = %s "
+                "RETURNING consecutive_failures, status"
+            )
+            params = [tally.failures, _dt(now), _dt(now), _id(sid)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            continue
+        failures, status = row
+        if (
+            failures >= settings.WEBHOOK_PAUSE_AFTER_FAILURES
+            and status == Subscription.Status.ACTIVE
+        ):
+            _pause(sid, failures, last_failure.get(sid), now=now)
+
+
+def _pause(
+    subscription_id: uuid.UUID,
+    failures: int,
+    last: SendResult | None,
+    *,
+    now: datetime,
+) -> None:
+    reason = f"{failures} consecutive failed attempts"
+    if last is not None:
+        reason += f"; last: {describe(last)}"
+    paused = Subscription.objects.filter(
+        id=subscription_id, status=Subscription.Status.ACTIVE
+    ).update(
+        status=Subscription.Status.PAUSED,
+        paused_reason=reason[:200],
+        paused_at=now,
+        updated_at=now,
+    )
+    if paused:
+        # Imported here: services imports the engine, which imports this module.
+        from delivery.services import hold_pending_deliveries
+
+        hold_pending_deliveries(subscription_id=subscription_id)
+
+
+def _expire_terminal(
+    items: Sequence[Item],
+    verdicts: dict[uuid.UUID, Verdict],
+    kept: set[uuid.UUID],
+    terminal_types: Callable[[], set[str]],
+    *,
+    now: datetime,
+) -> None:
+    """A delivered terminal event (e.g. DELIVERED) ends the trackingId
+    subscription that follows its resource."""
+    candidates = [
+        item.delivery
+        for item in items
+        if isinstance(item, Sent)
+        and item.delivery.id in kept
+        and verdicts[item.delivery.id].is_ack
+        and item.delivery.kind == Delivery.Kind.EVENT
+        and item.delivery.subscription is not None
+        and item.delivery.subscription.tracking_id
+        and item.delivery.subscription.tracking_id == item.delivery.event.resource_id
+    ]
+    if not candidates:
+        return
+    terminal = terminal_types()
+    ended = {d.subscription_id for d in candidates if d.event.type in terminal}
+    if ended:
+        Subscription.objects.filter(
+            id__in=ended,
+            status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAUSED],
+        ).update(status=Subscription.Status.EXPIRED, updated_at=now)
+
+
+def _write_breakers(
+    items: Sequence[Item],
+    verdicts: dict[uuid.UUID, Verdict],
+    known: dict[str, breaker.BreakerState],
+    *,
+    now: datetime,
+) -> None:
+    outcomes: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        if isinstance(item, Sent) and item.delivery.kind == Delivery.Kind.EVENT:
+            outcomes[item.destination].append(verdicts[item.delivery.id].outcome)
+    tallies = {dest: breaker.Tally.of(seq) for dest, seq in outcomes.items()}
+    breaker.record_outcomes(tallies, known=known, now=now)
+    # Later flushes of the same batch compare against what was just written.
+    for dest, tally in tallies.items():
+        if tally.is_news:
+            known[dest] = breaker.apply(known.get(dest, breaker.CLOSED), tally, now=now)
+
+
+def _countdowns(
+    rows: list[RowUpdate], kept: set[uuid.UUID], *, now: datetime
+) -> list[float]:
+    """Countdown wake-ups for short retries: one per cluster of nearby due times
+    (a wake-up at t claims everything due by t)."""
+    horizon = settings.WEBHOOK_COUNTDOWN_MAX.total_seconds()
+    delays = sorted(
+        (row.next_attempt_at - now).total_seconds()
+        for row in rows
+        if row.id in kept
+        and row.status == Status.PENDING
+        and row.next_attempt_at is not None
+        and (row.next_attempt_at - now).total_seconds() <= horizon
+    )
+    groups: list[list[float]] = []
+    for delay in delays:
+        if groups and delay - groups[-1][0] <= max(0.01, 0.02 * groups[-1][0]):
+            groups[-1].append(delay)
+        else:
+            groups.append([delay])
+    return [group[-1] for group in groups]

@@ -1,0 +1,148 @@
+"""The delivery endpoints (API.md, "Deliveries", and /webhooks/{id}/test and
+/deliveries): parse, call one service or selector, shape."""
+
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from delivery import selectors, services
+from delivery.models import Delivery
+from delivery.serializers import (
+    DeliveryListQuerySerializer,
+    DeliveryPageSerializer,
+    DeliverySerializer,
+    TestDeliverySerializer,
+    encode_cursor,
+)
+from subscriptions import selectors as subscription_selectors
+from subscriptions.auth import HasSubscriptionsScope
+from subscriptions.models import Subscription
+from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in codes}
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    # Not a UUID cannot be anyone's id: the same 404 as someone else's.
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise exceptions.NotFound(f"{what} not found.")
+
+
+_ID = [OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)]
+
+
+class _DeliveryApiView(APIView):
+    permission_classes = [HasSubscriptionsScope]
+
+    def get_subscription(self, subscription_id: str) -> Subscription:
+        subscription = subscription_selectors.get_subscription(
+            client=self.request.user,
+            subscription_id=_uuid(subscription_id, "Webhook"),
+        )
+        if subscription is None:
+            raise exceptions.NotFound("Webhook not found.")
+        return subscription
+
+    def get_delivery(self, delivery_id: str) -> Delivery:
+        delivery = selectors.get_delivery(
+            client=self.request.user, delivery_id=_uuid(delivery_id, "Delivery")
+        )
+        if delivery is None:
+            raise exceptions.NotFound("Delivery not found.")
+        return delivery
+
+
+class WebhookTestView(_DeliveryApiView):
+    @extend_schema(
+        operation_id="webhooks_test",
+        parameters=_ID,
+        request=None,
+        responses={202: TestDeliverySerializer, **_errors(401, 403, 404, 429)},
+        description=(
+            "Send one dummy event (`type` TEST) to the webhook once, with no retry. "
+            "It is recorded as a delivery of kind `test`: `succeeded` on a 2xx, "
+            "`failed` on anything else."
+        ),
+        tags=["webhooks"],
+    )
+    def post(self, request: Request, id: str) -> Response:
+        delivery = services.send_test_delivery(subscription=self.get_subscription(id))
+        return Response(
+            TestDeliverySerializer({"delivery_id": delivery.id}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class WebhookDeliveriesView(_DeliveryApiView):
+    @extend_schema(
+        operation_id="webhooks_deliveries",
+        parameters=[*_ID, DeliveryListQuerySerializer],
+        responses={200: DeliveryPageSerializer, **_errors(400, 401, 403, 404, 429)},
+        description=(
+            "The webhook's deliveries, newest first, with their attempts. "
+            "`limit` 1–1000 (default 100); pass `next` back as `cursor`."
+        ),
+        tags=["deliveries"],
+    )
+    def get(self, request: Request, id: str) -> Response:
+        subscription = self.get_subscription(id)
+        query = DeliveryListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        limit = query.validated_data["limit"]
+        rows = selectors.list_deliveries(
+            subscription=subscription,
+            limit=limit,
+            status=query.validated_data.get("status"),
+            before=query.validated_data.get("cursor"),
+        )
+        page = rows[:limit]
+        cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+        return Response(
+            {"results": DeliverySerializer(page, many=True).data, "next": cursor}
+        )
+
+
+class DeliveryDetailView(_DeliveryApiView):
+    @extend_schema(
+        operation_id="deliveries_retrieve",
+        parameters=_ID,
+        responses={200: DeliverySerializer, **_errors(401, 403, 404, 429)},
+        tags=["deliveries"],
+    )
+    def get(self, request: Request, id: str) -> Response:
+        return Response(DeliverySerializer(self.get_delivery(id)).data)
+
+
+class DeliveryRetryView(_DeliveryApiView):
+    @extend_schema(
+        operation_id="deliveries_retry",
+        parameters=_ID,
+        request=None,
+        responses={202: DeliverySerializer, **_errors(401, 403, 404, 409, 429)},
+        description=(
+            "Send a `failed`, `expired`, `cancelled` or `pending` delivery again "
+            "now, as a new attempt with a fresh TTL and the backoff table from "
+            "the start. 409 if it already succeeded, or its webhook is paused "
+            "(resume it instead) or deleted."
+        ),
+        tags=["deliveries"],
+    )
+    def post(self, request: Request, id: str) -> Response:
+        delivery = self.get_delivery(id)
+        try:
+            services.retry_delivery(delivery_id=delivery.id)
+        except services.DeliveryNotRetriable as exc:
+            raise Conflict(str(exc))
+        return Response(
+            DeliverySerializer(self.get_delivery(id)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

@@ -1,0 +1,1 @@
+from tests.integration.fixtures import *  # noqa: F403
