@@ -6,6 +6,7 @@ from django.core.validators import ProhibitNullCharactersValidator, URLValidator
 from rest_framework import serializers
 
 from events.models import Event
+from events.selectors import EventLog
 from subscriptions.models import Client
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -155,17 +156,17 @@ class EventLogSerializer(serializers.Serializer):
     resource_id = serializers.CharField(source="event.resource_id", allow_null=True)
     resource_url = serializers.CharField(source="event.resource_url", allow_null=True)
     user_id = serializers.CharField(source="event.user_id", allow_null=True)
-    tenant = serializers.SlugRelatedField(
-        source="event.tenant",
-        slug_field="name",
-        read_only=True,
-        allow_null=True,
-        help_text="The tenant's name; null for a public event.",
+    tenant = serializers.SerializerMethodField(
+        help_text="The tenant's name; null for a public event."
     )
     payload = serializers.DictField(source="event.payload")
     occurred_at = serializers.DateTimeField(source="event.occurred_at")
     created = serializers.DateTimeField(source="event.created_at")
     deliveries = EventDeliverySerializer(many=True)
+
+    def get_tenant(self, log: EventLog) -> str | None:
+        tenant = log.event.tenant
+        return tenant.name if tenant is not None else None
 
 
 class EventTypeSerializer(serializers.Serializer):
@@ -178,16 +179,3 @@ class EventTypeSerializer(serializers.Serializer):
         help_text="Once delivered, ends trackingId webhooks on its resource."
     )
     description = serializers.CharField()
-
-
-class ErrorEnvelopeSerializer(serializers.Serializer):
-    """The body of every error (API.md, "Conventions")."""
-
-    uuid = serializers.CharField(help_text="Identifies the request in the logs.")
-    status = serializers.CharField(help_text="The HTTP status, as a string.")
-    reason = serializers.CharField(help_text="One human sentence.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Field paths to messages.",
-    )

@@ -20,8 +20,11 @@ def test_publish_is_described_with_its_answers_and_errors(schema):
     assert _ref(operation["requestBody"]) == "PublishEventRequest"
     responses = operation["responses"]
     assert _ref(responses["202"]) == _ref(responses["200"]) == "PublishedEvent"
-    errors = {code: _ref(responses[code]) for code in ("400", "401", "403", "413")}
-    assert set(errors.values()) == {"ErrorEnvelope"}
+    errors = {
+        code: _ref(responses[code])
+        for code in ("400", "401", "403", "413", "415", "429")
+    }
+    assert set(errors.values()) == {"Error"}
     assert "Idempotency-Key" in [p["name"] for p in operation["parameters"]]
     request = schema["components"]["schemas"]["PublishEventRequest"]
     assert request["required"] == ["type"]
@@ -34,7 +37,7 @@ def test_publish_is_described_with_its_answers_and_errors(schema):
 def test_the_event_log_and_catalogue_are_described(schema):
     log = schema["paths"]["/api/v1/events/{event_id}"]["get"]["responses"]
     assert _ref(log["200"]) == "EventLog"
-    assert _ref(log["404"]) == "ErrorEnvelope"
+    assert _ref(log["404"]) == "Error"
     event_log = schema["components"]["schemas"]["EventLog"]["properties"]
     assert set(event_log) == {
         "id",
