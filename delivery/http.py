@@ -1,27 +1,55 @@
 """The one module that makes outbound HTTP requests.
 
-`send()` never raises: every outcome, including timeouts, refused connections
-and blocked destinations, comes back as a SendResult for the retry policy to
-classify. Redirects are never followed; the response body is read only up to
-the excerpt cap.
+`send()` never raises: every outcome, including timeouts, refused connections,
+TLS failures, blocked destinations and OAuth2 token failures, comes back as a
+SendResult for the retry policy to classify, with a short error that never
+contains a secret or the URL.
+
+What it guarantees, and where:
+- SSRF guard (`delivery.ssrf`): the host is resolved once and every answer
+  vetted before anything is sent; the connection is then opened to the vetted
+  addresses themselves (`_GuardedConnection._new_conn`), never to the name
+  again, so DNS rebinding cannot move it. TLS is still verified against the
+  host name (SNI and certificate), because only the socket is pinned.
+- Redirects are never followed (a 3xx is returned as it is).
+- One deadline, WEBHOOK_TIMEOUT, bounds the whole send() including an OAuth2
+  token fetch, a retry after a 401, and a response trickled a byte at a time:
+  every socket read and write is given only the time left (`_DeadlineSocket`).
+- The response body is read only up to WEBHOOK_RESPONSE_EXCERPT_BYTES.
+- Connections are pooled per host (keep-alive) and shared by all threads; no
+  requests.Session is used on the hot path, so there is no cookie jar to leak
+  between tenants and nothing from the environment (proxies, netrc).
 """
 
+import codecs
+import errno
+import http.client
+import io
+import socket
+import ssl
+import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import requests
 from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+)
 
-from delivery.ssrf import BlockedDestination, validate_destination
+from delivery import oauth2, ssrf
+from delivery.oauth2 import OAuth2Config
+from delivery.ssrf import BlockedDestination, UnresolvableDestination
 
-
-@dataclass(frozen=True)
-class OAuth2Config:
-    token_url: str
-    client_id: str
-    client_secret: str
-    audience: str = ""
-    scope: str = ""
+__all__ = ["OAuth2Config", "OutboundRequest", "SendResult", "send"]
 
 
 @dataclass(frozen=True)
@@ -44,79 +72,433 @@ class SendResult:
     retry_after: str | None = None
 
 
-_session: requests.Session | None = None
+# --- per-request state the connections read --------------------------------
+
+# send() runs on one thread from start to end, and a pooled connection is
+# used by one thread at a time, so the current deadline and the vetted
+# addresses travel to the socket layer in a thread-local.
+_context = threading.local()
 
 
-def _get_session() -> requests.Session:
-    global _session
-    if _session is None:
-        session = requests.Session()
-        # Proxies and netrc from the environment must not redirect webhooks.
-        session.trust_env = False
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=100, pool_maxsize=settings.WEBHOOK_HTTP_CONCURRENCY
-        )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        _session = session
-    return _session
+@dataclass(frozen=True)
+class _Pin:
+    host: str
+    port: int
+    addresses: tuple[tuple[int, tuple], ...]
+
+
+def _remaining(default: float | None) -> float | None:
+    """default, shortened to the time left before the current deadline."""
+    deadline: float | None = getattr(_context, "deadline", None)
+    if deadline is None:
+        return default
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline reached")
+    return left if default is None or left < default else default
+
+
+class _DeadlineSocket:
+    """A socket (plain or TLS) whose reads and writes never outlast the
+    current deadline: each one is given only the time left, so a receiver
+    trickling its answer cannot stretch a request past WEBHOOK_TIMEOUT.
+
+    Everything else is the wrapped socket's. http.client reads through
+    makefile("rb"), which is rebuilt here on top of this object.
+    """
+
+    __slots__ = ("_sock", "_timeout")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def _arm(self) -> None:
+        self._sock.settimeout(_remaining(self._timeout))
+
+    def recv_into(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.recv_into(*args)
+
+    def recv(self, *args: Any) -> bytes:
+        self._arm()
+        return self._sock.recv(*args)
+
+    def send(self, *args: Any) -> int:
+        self._arm()
+        return self._sock.send(*args)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        # ssl's sendall gives each chunk the full timeout: loop here instead.
+        with memoryview(data) as view, view.cast("B") as remaining:
+            while remaining:
+                self._arm()
+                if flags:
+                    sent = self._sock.send(remaining, flags)
+                else:
+                    sent = self._sock.send(remaining)
+                remaining = remaining[sent:]
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, **kw: Any) -> Any:
+        if mode != "rb":
+            return self._sock.makefile(mode, buffering, **kw)
+        # Mirrors socket.makefile: the reference count keeps the file
+        # descriptor open while http.client still reads a response.
+        self._sock._io_refs += 1  # type: ignore[attr-defined]
+        raw = socket.SocketIO(self, "rb")  # type: ignore[arg-type]
+        size = buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE
+        return io.BufferedReader(raw, size)
+
+    def _decref_socketios(self) -> None:
+        self._sock._decref_socketios()  # type: ignore[attr-defined]
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _open_socket(
+    addresses: tuple[tuple[int, tuple], ...],
+    *,
+    timeout: float | None,
+    socket_options: Any,
+    source_address: tuple[str, int] | None,
+) -> socket.socket:
+    """Connect to the first vetted address that answers (like
+    socket.create_connection, but with no name resolution)."""
+    last_error: OSError | None = None
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(_remaining(timeout))
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last_error = exc
+    raise last_error or OSError("no address to connect to")
+
+
+class _GuardedConnectionMixin:
+    """Opens the socket to the addresses send() vetted (or, for a connection
+    it did not foresee, vets the host itself); wraps it in _DeadlineSocket."""
+
+    guarded: bool = True
+    # Provided by urllib3's HTTPConnection.
+    _dns_host: str
+    port: int
+    timeout: float | None
+    socket_options: Any
+    source_address: tuple[str, int] | None
+    sock: Any
+
+    def _new_conn(self) -> socket.socket:
+        host = self._dns_host.rstrip(".").lower()
+        pin: _Pin | None = getattr(_context, "pin", None)
+        if pin is not None and pin.host == host and pin.port == self.port:
+            addresses = pin.addresses
+        elif self.guarded:
+            addresses = ssrf.vet_host(host, self.port).addresses
+        else:
+            addresses = ()
+        if not addresses:
+            # Guard lifted: let urllib3 resolve and connect as usual.
+            return super()._new_conn()  # type: ignore[misc]
+        try:
+            sock = _open_socket(
+                addresses,
+                timeout=self.timeout,
+                socket_options=self.socket_options,
+                source_address=self.source_address,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeoutError(self, f"connect timeout={self.timeout}") from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"connection failed: {exc}") from exc
+        sys.audit("http.client.connect", self, host, self.port)
+        return sock
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.sock = _DeadlineSocket(self.sock)
+
+
+def _pool_classes(guarded: bool) -> dict[str, type[HTTPConnectionPool]]:
+    http_conn = type(
+        "GuardedHTTPConnection",
+        (_GuardedConnectionMixin, HTTPConnection),
+        {"guarded": guarded},
+    )
+    https_conn = type(
+        "GuardedHTTPSConnection",
+        (_GuardedConnectionMixin, HTTPSConnection),
+        {"guarded": guarded},
+    )
+    return {
+        "http": type(
+            "GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}
+        ),
+        "https": type(
+            "GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}
+        ),
+    }
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter over pools of guarded, deadline-bound connections."""
+
+    def __init__(self, *, guarded: bool, **kwargs: Any) -> None:
+        self._pool_classes = _pool_classes(guarded)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+
+_adapters: dict[bool, _Adapter] = {}
+_adapters_lock = threading.Lock()
+
+
+def _adapter(guarded: bool) -> _Adapter:
+    # One adapter (so one set of pools) per guard mode: a connection opened
+    # while the guard was lifted is never reused once it is on.
+    adapter = _adapters.get(guarded)
+    if adapter is None:
+        with _adapters_lock:
+            adapter = _adapters.get(guarded)
+            if adapter is None:
+                adapter = _Adapter(
+                    guarded=guarded,
+                    pool_connections=256,
+                    pool_maxsize=settings.WEBHOOK_HTTP_CONCURRENCY,
+                    max_retries=0,
+                )
+                _adapters[guarded] = adapter
+    return adapter
+
+
+# --- sending -----------------------------------------------------------------
 
 
 def send(request: OutboundRequest) -> SendResult:
-    """POST request.body to request.url. Never raises."""
+    """POST request.body to request.url. Never raises.
+
+    With request.oauth2, a bearer token is added (cached, shared by workers);
+    if the receiver answers 401 the token is fetched again and the request
+    retried once. The whole call is bounded by WEBHOOK_TIMEOUT.
+    """
     started = time.monotonic()
-
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
-
+    total = settings.WEBHOOK_TIMEOUT.total_seconds()
+    _context.deadline = started + total
     try:
-        validate_destination(request.url)
-    except BlockedDestination as exc:
-        return SendResult(None, elapsed_ms(), error=f"blocked destination: {exc}")
-    timeout = (
-        settings.WEBHOOK_CONNECT_TIMEOUT.total_seconds(),
-        settings.WEBHOOK_TIMEOUT.total_seconds(),
-    )
+        result = _send(request, started=started)
+    except Exception as exc:  # never raise to the delivery pipeline
+        result = SendResult(None, 0, error=_describe(exc))
+    finally:
+        _context.deadline = None
+        _context.pin = None
+    return replace(result, duration_ms=int((time.monotonic() - started) * 1000))
+
+
+def _send(request: OutboundRequest, *, started: float) -> SendResult:
+    guarded = not settings.WEBHOOK_ALLOW_PRIVATE_DESTINATIONS
+    headers = dict(request.headers)
+    token: str | None = None
+    if request.oauth2 is not None:
+        token_or_error = _token(request.oauth2, guarded=guarded)
+        if isinstance(token_or_error, SendResult):
+            return token_or_error
+        token = token_or_error
+        headers["Authorization"] = f"Bearer {token}"
+    result = _post(request.url, request.body, headers, guarded=guarded)
+    if request.oauth2 is not None and result.status_code == 401:
+        token_or_error = _token(request.oauth2, guarded=guarded, rejected=token)
+        if isinstance(token_or_error, SendResult):
+            return token_or_error
+        headers["Authorization"] = f"Bearer {token_or_error}"
+        result = _post(request.url, request.body, headers, guarded=guarded)
+    return result
+
+
+def _token(
+    config: OAuth2Config, *, guarded: bool, rejected: str | None = None
+) -> str | SendResult:
     try:
-        with _get_session().post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            excerpt = _read_excerpt(response)
-            return SendResult(
-                response.status_code,
-                elapsed_ms(),
-                response_excerpt=excerpt,
-                retry_after=response.headers.get("Retry-After"),
-            )
-    except requests.exceptions.ConnectTimeout:
-        return SendResult(
-            None, elapsed_ms(), error=f"timeout: no connection in {timeout[0]} s"
+        if guarded:
+            _pin(config.token_url)
+        return oauth2.access_token(
+            config,
+            adapter=_adapter(guarded),
+            timeout=_timeouts(),
+            verify=_verify(),
+            rejected=rejected,
         )
-    except requests.exceptions.Timeout:
-        return SendResult(
-            None, elapsed_ms(), error=f"timeout: no response in {timeout[1]} s"
+    except oauth2.TokenError as exc:
+        return SendResult(None, 0, error=f"oauth2 token: {exc}")
+    except Exception as exc:
+        return SendResult(None, 0, error=f"oauth2 token: {_describe(exc)}")
+
+
+def _pin(url: str) -> None:
+    """Vet url's destination; the connection layer will use these addresses."""
+    vetted = ssrf.vet_destination(url)
+    _context.pin = _Pin(vetted.host, vetted.port, vetted.addresses)
+
+
+def _timeouts() -> tuple[float, float]:
+    connect = settings.WEBHOOK_CONNECT_TIMEOUT.total_seconds()
+    total = settings.WEBHOOK_TIMEOUT.total_seconds()
+    return min(connect, total), total
+
+
+def _verify() -> bool | str:
+    # A private CA bundle (WEBHOOK_CA_BUNDLE) replaces the system's, e.g. for
+    # receivers on an internal PKI; verification itself is never turned off.
+    return getattr(settings, "WEBHOOK_CA_BUNDLE", "") or True
+
+
+def _post(
+    url: str, body: bytes, headers: dict[str, str], *, guarded: bool
+) -> SendResult:
+    try:
+        if guarded:
+            _pin(url)
+        else:
+            ssrf.parse_destination(url)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method="POST", url=url, headers=headers, data=body)
+        response = _adapter(guarded).send(
+            prepared, stream=True, timeout=_timeouts(), verify=_verify()
         )
-    except requests.exceptions.SSLError as exc:
-        return SendResult(None, elapsed_ms(), error=f"tls: {exc.__class__.__name__}")
-    except requests.exceptions.ConnectionError as exc:
-        return SendResult(None, elapsed_ms(), error=f"connection error: {_short(exc)}")
-    except requests.exceptions.RequestException as exc:
-        return SendResult(None, elapsed_ms(), error=f"request error: {_short(exc)}")
+    except Exception as exc:
+        return SendResult(None, 0, error=_describe(exc))
+    with response:
+        return SendResult(
+            response.status_code,
+            0,
+            response_excerpt=_read_excerpt(response),
+            retry_after=response.headers.get("Retry-After"),
+        )
 
 
 def _read_excerpt(response: requests.Response) -> str:
+    """At most WEBHOOK_RESPONSE_EXCERPT_BYTES of the body, as text.
+
+    Never reads past the cap (a 50 MB answer costs 4 KiB), and stops at the
+    deadline with what arrived. A body read to its end lets the connection
+    go back to the pool; a longer one is closed unread.
+    """
     cap = settings.WEBHOOK_RESPONSE_EXCERPT_BYTES
-    chunk = response.raw.read(cap, decode_content=True) or b""
-    return chunk[:cap].decode("utf-8", errors="replace")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < cap:
+            chunk = response.raw.read1(cap - size, decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (HTTPError, OSError, http.client.HTTPException):
+        pass  # the status arrived; an interrupted body keeps what was read
+    data = b"".join(chunks)
+    # A cut multi-byte character is dropped, invalid bytes become U+FFFD,
+    # and NUL (which PostgreSQL text cannot hold) too.
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(
+        data, final=size < cap
+    )
+    return text.replace("\x00", "\ufffd")
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    if "Connection refused" in text:
+# --- errors --------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """exc and everything it wraps (requests and urllib3 nest errors deeply)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack and len(seen) < 32:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [getattr(current, "reason", None), current.__cause__]
+        nested += [current.__context__, *getattr(current, "args", ())]
+        stack.extend(e for e in nested if isinstance(e, BaseException))
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free description: never the URL or a response body."""
+    causes = list(_causes(exc))
+
+    def first(*types: type[BaseException]) -> BaseException | None:
+        return next((e for e in causes if isinstance(e, types)), None)
+
+    if found := first(UnresolvableDestination):
+        return f"dns: {found}"
+    if found := first(BlockedDestination):
+        return f"blocked destination: {found}"
+    if found := first(ssl.SSLCertVerificationError):
+        detail = getattr(found, "verify_message", "") or ""
+        return "tls: certificate verify failed" + (
+            f": {detail}"[:120] if detail else ""
+        )
+    if found := first(ssl.SSLError):
+        reason = getattr(found, "reason", None)
+        return "tls: handshake failed" + (
+            f" ({str(reason).lower().replace('_', ' ')})" if reason else ""
+        )
+    if first(requests.exceptions.SSLError):
+        return "tls: handshake failed"
+    if first(ConnectionRefusedError):
         return "connection refused"
-    return text[:200]
+    # (RemoteDisconnected is a ConnectionResetError: ask for it first.)
+    if first(http.client.RemoteDisconnected):
+        return "connection closed without a response"
+    if first(ConnectionResetError):
+        return "connection reset"
+    if first(BrokenPipeError, ConnectionAbortedError):
+        return "connection closed while sending"
+    if first(NameResolutionError, socket.gaierror):
+        return "dns: the host does not resolve"
+    connect_timeout = next(
+        (
+            e
+            for e in causes
+            if isinstance(e, ConnectTimeoutError | requests.exceptions.ConnectTimeout)
+            and not isinstance(e, NewConnectionError)
+        ),
+        None,
+    )
+    connect, total = _timeouts()
+    if connect_timeout is not None:
+        return f"timeout: no connection in {connect:.1f} s"
+    if first(TimeoutError, requests.exceptions.Timeout):
+        return f"timeout: no response in {total:.1f} s"
+    if found := first(OSError):
+        code = getattr(found, "errno", None)
+        if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return "host unreachable"
+    if first(http.client.HTTPException):
+        return "invalid HTTP response"
+    if first(requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):
+        return "invalid URL"
+    if first(requests.exceptions.InvalidSchema):
+        return "invalid URL scheme"
+    return f"connection error ({type(exc).__name__})"

@@ -8,10 +8,12 @@ from datetime import datetime
 
 from standardwebhooks.webhooks import Webhook
 
+SECRET_PREFIX = "whsec_"
+
 
 def new_secret() -> str:
     """A fresh `whsec_` signing secret (24 random bytes, base64)."""
-    return "whsec_" + base64.b64encode(_random.token_bytes(24)).decode()
+    return SECRET_PREFIX + base64.b64encode(_random.token_bytes(24)).decode()
 
 
 def signature_header(
@@ -19,9 +21,14 @@ def signature_header(
 ) -> str:
     """The `webhook-signature` value: one `v1,<b64>` per secret, space separated.
 
-    During a rotation overlap pass [new, old] so receivers holding either verify.
+    During a rotation overlap pass [new, old] so receivers holding either
+    verify. Raises ValueError without a secret: a request is never unsigned
+    by accident.
     """
+    unique = list(dict.fromkeys(s for s in secrets if s))
+    if not unique:
+        raise ValueError("signature_header needs at least one secret")
     return " ".join(
         Webhook(secret).sign(msg_id=msg_id, timestamp=timestamp, data=body)
-        for secret in secrets
+        for secret in unique
     )

@@ -11,6 +11,9 @@ from subscriptions import crypto
 class EncryptedTextField(models.TextField):
     """A text value stored as a Fernet token; Python code sees the plaintext."""
 
+    # Found by `manage.py reencrypt_secrets` (crypto.encrypted_fields).
+    encrypted_at_rest = True
+
     def from_db_value(
         self, value: str | None, expression: Any, connection: Any
     ) -> str | None:
@@ -27,6 +30,8 @@ class EncryptedTextField(models.TextField):
 
 class EncryptedJSONField(models.TextField):
     """A JSON value stored encrypted as a Fernet token of its JSON text."""
+
+    encrypted_at_rest = True
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
         if value is None or value == "":

@@ -1,0 +1,291 @@
+"""delivery.http.send against hostile and broken receivers: every outcome is a
+SendResult within the deadline, with a short error that names no secret."""
+
+import socket
+import struct
+import threading
+import time
+import tracemalloc
+from datetime import timedelta
+
+import pytest
+
+from delivery.http import OutboundRequest, send
+from tests.security.conftest import read_request_head, settle
+
+HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+
+
+@pytest.fixture
+def short_timeout(settings):
+    settings.WEBHOOK_TIMEOUT = timedelta(seconds=1)
+    settings.WEBHOOK_CONNECT_TIMEOUT = timedelta(seconds=1)
+
+
+def post(url: str, **kwargs) -> tuple:
+    started = time.monotonic()
+    result = send(OutboundRequest(url=url, body=b'{"id": "1"}', **kwargs))
+    return result, time.monotonic() - started
+
+
+def test_a_receiver_that_never_answers_times_out_at_the_deadline(
+    start_raw_server, short_timeout
+):
+    def hang(conn, server):
+        read_request_head(conn)
+        server.stop.wait(10)
+
+    server = start_raw_server(hang)
+
+    result, took = post(server.url())
+
+    assert result.status_code is None
+    assert result.error == "timeout: no response in 1.0 s"
+    assert 0.9 <= took < 1.8
+    assert 900 <= result.duration_ms < 1800
+
+
+def test_a_receiver_trickling_its_headers_cannot_outlast_the_deadline(
+    start_raw_server, short_timeout
+):
+    def trickle_headers(conn, server):
+        read_request_head(conn)
+        for byte in HEAD_200 + b"X-Slow: " + b"a" * 1000:
+            if server.stop.wait(0.05):
+                return
+            conn.sendall(bytes([byte]))
+
+    server = start_raw_server(trickle_headers)
+
+    result, took = post(server.url())
+
+    assert result.status_code is None
+    assert result.error == "timeout: no response in 1.0 s"
+    assert took < 1.8
+
+
+def test_a_receiver_trickling_its_body_is_cut_at_the_deadline_keeping_the_status(
+    start_raw_server, short_timeout
+):
+    def trickle_body(conn, server):
+        read_request_head(conn)
+        conn.sendall(HEAD_200 + b"Content-Length: 100000\r\n\r\nstarted ")
+        while not server.stop.wait(0.05):
+            conn.sendall(b".")
+
+    server = start_raw_server(trickle_body)
+
+    result, took = post(server.url())
+
+    assert result.status_code == 200
+    assert result.response_excerpt.startswith("started .")
+    assert took < 1.8
+
+
+def test_a_50_megabyte_answer_is_read_only_up_to_the_excerpt_cap(
+    start_raw_server, settings
+):
+    settings.WEBHOOK_RESPONSE_EXCERPT_BYTES = 4096
+    size = 50 * 1024 * 1024
+
+    def flood(conn, server):
+        read_request_head(conn)
+        conn.sendall(HEAD_200 + f"Content-Length: {size}\r\n\r\n".encode())
+        chunk = b"A" * 65536
+        for _ in range(size // len(chunk)):
+            conn.sendall(chunk)
+            server.bytes_sent += len(chunk)
+
+    server = start_raw_server(flood)
+
+    tracemalloc.start()
+    try:
+        result, took = post(server.url())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    settle()
+
+    assert result.status_code == 200
+    assert result.response_excerpt == "A" * 4096
+    assert peak < 2 * 1024 * 1024
+    assert took < 2
+    # The connection was closed, not drained: most of the 50 MB never left.
+    assert server.bytes_sent < size // 2
+
+
+def test_invalid_utf8_and_nul_bytes_in_the_answer_are_replaced(start_receiver):
+    receiver = start_receiver(
+        lambda received: (500, {}, b"bad \xff\xfe bytes \x00 and a cut \xc3")
+    )
+
+    result, _ = post(receiver.url())
+
+    assert result.status_code == 500
+    assert result.response_excerpt == "bad \ufffd\ufffd bytes \ufffd and a cut \ufffd"
+
+
+def test_a_multibyte_character_cut_by_the_cap_is_dropped(start_receiver, settings):
+    settings.WEBHOOK_RESPONSE_EXCERPT_BYTES = 5
+    receiver = start_receiver(lambda received: (200, {}, "abcdé and more".encode()))
+
+    result, _ = post(receiver.url())
+
+    assert result.response_excerpt == "abcd"
+
+
+def test_a_connection_reset_is_reported_as_such(start_raw_server):
+    def reset(conn, server):
+        read_request_head(conn)
+        # SO_LINGER 0: close with a RST instead of a FIN.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    server = start_raw_server(reset)
+
+    result, _ = post(server.url())
+
+    assert result.status_code is None
+    assert result.error == "connection reset"
+
+
+def test_a_connection_closed_without_an_answer_is_reported(start_raw_server):
+    def close(conn, server):
+        read_request_head(conn)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    server = start_raw_server(close)
+
+    result, _ = post(server.url())
+
+    assert result.error == "connection closed without a response"
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_connection_is_reported_without_the_url():
+    port = closed_port()
+
+    result, _ = post(f"http://127.0.0.1:{port}/hook?token=hunter2")
+
+    assert result.status_code is None
+    assert result.error == "connection refused"
+
+
+def test_an_answer_that_is_not_http_is_reported(start_raw_server):
+    def garbage(conn, server):
+        read_request_head(conn)
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        conn.close()
+
+    server = start_raw_server(garbage)
+
+    result, _ = post(server.url())
+
+    assert result.status_code is None
+    assert result.error == "invalid HTTP response"
+
+
+def test_a_tls_handshake_failure_is_a_tls_error(start_raw_server, short_timeout):
+    def not_tls(conn, server):
+        conn.settimeout(2)
+        conn.recv(4096)  # the ClientHello
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    server = start_raw_server(not_tls)
+
+    result, took = post(server.url(scheme="https"))
+
+    assert result.status_code is None
+    assert result.error.startswith("tls: handshake failed")
+    assert took < 1.8
+
+
+def test_a_redirect_to_another_host_is_returned_not_followed(start_receiver, listener):
+    receiver = start_receiver(
+        lambda received: (
+            301,
+            {"Location": f"http://localhost:{listener.port}/elsewhere"},
+            b"",
+        )
+    )
+
+    result, _ = post(receiver.url())
+    settle()
+
+    assert result.status_code == 301
+    assert result.error is None
+    assert len(receiver.requests) == 1
+    assert listener.accepted == 0
+
+
+def test_the_retry_after_header_is_passed_on(start_receiver):
+    receiver = start_receiver(lambda received: (429, {"Retry-After": "120"}, b""))
+
+    result, _ = post(receiver.url())
+
+    assert (result.status_code, result.retry_after) == (429, "120")
+
+
+def test_it_sends_the_body_and_headers_as_given_over_a_kept_alive_connection(
+    receiver,
+):
+    headers = {"Content-Type": "application/json", "x-protection-header": "v"}
+
+    first, _ = post(receiver.url(), headers=headers)
+    second, _ = post(receiver.url(), headers=headers)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert receiver.connections == 1
+    received = receiver.requests[0]
+    assert received.body == b'{"id": "1"}'
+    assert received.headers["x-protection-header"] == "v"
+    assert received.headers["Content-Type"] == "application/json"
+    assert headers == {"Content-Type": "application/json", "x-protection-header": "v"}
+
+
+def test_it_does_not_keep_cookies_between_requests(start_receiver):
+    receiver = start_receiver(
+        lambda received: (200, {"Set-Cookie": "session=tenant-a; Path=/"}, b"")
+    )
+
+    post(receiver.url())
+    post(receiver.url())
+
+    assert all("Cookie" not in r.headers for r in receiver.requests)
+
+
+def test_it_is_safe_to_call_from_many_threads_at_once(receiver):
+    results = []
+    lock = threading.Lock()
+
+    def worker():
+        for _ in range(25):
+            result, _ = post(receiver.url())
+            with lock:
+                results.append(result.status_code)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert results == [200] * 200
+    assert len(receiver.requests) == 200
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1", "http://exa mple.com/", "", "http://127.0.0.1:0/"]
+)
+def test_it_never_raises_on_a_malformed_url(url):
+    result, _ = post(url)
+
+    assert result.status_code is None
+    assert result.error
