@@ -238,6 +238,9 @@ WEBHOOK_SECRET_ROTATION_OVERLAP = conf.read(
     E, "WEBHOOK_SECRET_ROTATION_OVERLAP", "24h", conf.parse_duration
 )
 WEBHOOK_ENCRYPTION_KEYS = env.list("WEBHOOK_ENCRYPTION_KEYS", default=[])
+# A CA bundle (PEM path) to verify receivers' TLS certificates against instead
+# of the system's; verification itself cannot be turned off.
+WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
 WEBHOOK_THROTTLE_RATE = env.str("WEBHOOK_THROTTLE_RATE", default="6000/min")
 WEBHOOK_METRICS_TOKEN = env.str("WEBHOOK_METRICS_TOKEN", default="")
 
