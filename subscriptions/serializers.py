@@ -28,7 +28,7 @@ LIST_LIMIT_DEFAULT = 10_000
 LIST_LIMIT_MAX = 150_000
 
 # RFC 9110 field-name: a token.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Set by the service on every request, or they would corrupt its framing.
 _RESERVED_HEADERS = frozenset(
     {
@@ -126,13 +126,13 @@ def _check_destination(value: str) -> None:
 class HeaderSerializer(StrictSerializer):
     """A custom request header; its value is write-only."""
 
-    key = StrictCharField(max_length=HEADERS_MAX)
+    key = StrictCharField(max_length=HEADERS_MAX, trim_whitespace=False)
     value = StrictCharField(
         max_length=HEADERS_MAX, allow_blank=True, trim_whitespace=False
     )
 
     def validate_key(self, key: str) -> str:
-        if not _TOKEN.match(key):
+        if not _TOKEN.fullmatch(key):
             raise serializers.ValidationError("not a valid header name")
         lowered = key.lower()
         if lowered in _RESERVED_HEADERS or lowered.startswith(_RESERVED_PREFIX):
@@ -142,6 +142,9 @@ class HeaderSerializer(StrictSerializer):
     def validate_value(self, value: str) -> str:
         if _CONTROL.search(value.replace("\t", "")):
             raise serializers.ValidationError("must not contain control characters")
+        if value[:1].isspace():
+            # HTTP clients refuse such a value; every attempt would fail.
+            raise serializers.ValidationError("must not start with whitespace")
         return value
 
 

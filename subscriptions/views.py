@@ -88,6 +88,7 @@ class _WebhookView(APIView):
 class WebhookListCreateView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_list",
+        tags=["webhooks"],
         parameters=[WebhookListQuerySerializer],
         responses={200: WebhookSerializer(many=True), **_errors(400, 401, 403, 429)},
         description="The client's webhooks that are not expired, newest first.",
@@ -104,6 +105,7 @@ class WebhookListCreateView(_WebhookView):
 
     @extend_schema(
         operation_id="webhooks_create",
+        tags=["webhooks"],
         request=WebhookCreateSerializer,
         responses={201: WebhookSerializer, **_errors(400, 401, 403, 409, 413, 429)},
         description="Create a webhook. `secret` is returned only here.",
@@ -128,6 +130,7 @@ class WebhookListCreateView(_WebhookView):
 class WebhookBatchCreateView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_batch_create",
+        tags=["webhooks"],
         request=WebhookBatchCreateSerializer,
         responses={
             201: WebhookSerializer(many=True),
@@ -170,6 +173,7 @@ class WebhookBatchCreateSlashView(WebhookBatchCreateView):
 class WebhookDetailView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_retrieve",
+        tags=["webhooks"],
         responses={200: WebhookSerializer, **_errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, id: UUID) -> Response:
@@ -177,6 +181,7 @@ class WebhookDetailView(_WebhookView):
 
     @extend_schema(
         operation_id="webhooks_destroy",
+        tags=["webhooks"],
         parameters=[
             OpenApiParameter(
                 "includeWebhook",
@@ -205,6 +210,7 @@ class WebhookDetailView(_WebhookView):
 class WebhookResumeView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_resume",
+        tags=["webhooks"],
         request=None,
         responses={200: WebhookSerializer, **_errors(401, 403, 404, 409, 429)},
         description="Reactivate a paused webhook and release its held deliveries.",
@@ -221,6 +227,7 @@ class WebhookResumeView(_WebhookView):
 class WebhookRotateSecretView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_rotate_secret",
+        tags=["webhooks"],
         request=None,
         responses={200: SecretSerializer, **_errors(401, 403, 404, 429)},
         description=(

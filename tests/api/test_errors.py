@@ -158,3 +158,19 @@ def test_the_throttle_counts_in_the_shared_redis_cache(api, frozen_window):
 
     key = f"throttle_api_key_{api_key.pk}:{api_key.prefix}:{window}"
     assert caches["default"].get(key) == 2
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/webhooks/00000000-0000-4000-8000-000000000000/test",
+        "/api/v1/webhooks/00000000-0000-4000-8000-000000000000/deliveries",
+        "/api/v1/webhooks/00000000-0000-4000-8000-000000000000/",
+        "/api/v1/webhooks/00000000-0000-4000-8000-000000000000/resume/",
+    ],
+)
+def test_the_webhook_routes_leave_other_paths_to_other_apps(path):
+    from django.urls import Resolver404, get_resolver
+
+    with pytest.raises(Resolver404):
+        get_resolver("subscriptions.urls").resolve(path)

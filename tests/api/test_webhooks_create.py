@@ -87,6 +87,13 @@ def test_it_stores_the_subscription_with_its_routing_filters(api, body):
     }
 
 
+def test_create_also_answers_on_the_trailing_slash_path(api, body):
+    response = create(api, body, "/api/v1/webhooks/")
+
+    assert response.status_code == 201
+    assert Subscription.objects.filter(pk=response.json()["id"]).exists()
+
+
 def test_a_minimal_body_gets_the_defaults(api):
     response = create(
         api,
@@ -298,7 +305,17 @@ INVALID = [
         _headers(("x-a", "v\r\nX-Evil: 1")),
         "configuration.headers.0.value",
     ),
+    (
+        "header-value-leading-space",
+        _headers(("x-a", " v")),
+        "configuration.headers.0.value",
+    ),
     ("header-host", _headers(("Host", "v")), "configuration.headers.0.key"),
+    (
+        "header-key-trailing-newline",
+        _headers(("x-a\n", "v")),
+        "configuration.headers.0.key",
+    ),
     (
         "header-content-length",
         _headers(("content-length", "1")),
