@@ -194,6 +194,8 @@ def _fetch(
     except OAuth2Error as exc:
         if exc.error == "insecure_transport":
             raise TokenError("token_url must use https") from None
+        if exc.error == "missing_token":
+            raise TokenError("invalid token response (no access_token)") from None
         raise TokenError(f"invalid token response ({exc.error})") from None
     except ValueError:
         raise TokenError("invalid token response (not JSON)") from None

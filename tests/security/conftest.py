@@ -118,7 +118,9 @@ def _start_receiver(
 
         tls.sni_callback = remember_sni
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return receiver
 
 
