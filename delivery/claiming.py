@@ -33,12 +33,10 @@ def claim_due(*, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
         ids = _claim_portable(limit=limit, now=now, until=lease_until, token=token)
     if not ids:
         return token, []
-    rows = (
-        Delivery.objects.filter(id__in=ids, lease_token=token)
-        .select_related("event", "subscription")
-        .order_by("next_attempt_at")
+    rows = Delivery.objects.filter(id__in=ids, lease_token=token).select_related(
+        "event", "subscription"
     )
-    return token, list(rows)
+    return token, list(rows.order_by())
 
 
 def _claim_postgresql(

@@ -35,7 +35,7 @@ def kicks_for(due_count: int) -> int:
     return min(math.ceil(due_count / settings.WEBHOOK_BATCH_SIZE), MAX_KICKS)
 
 
-def send_kicks(*, count: int = 1, countdowns: Iterable[float] = ()) -> int:
+def send_kicks(*, count: int = 0, countdowns: Iterable[float] = ()) -> int:
     """Enqueue `count` immediate deliver_due messages and one per countdown
     (seconds), over one producer. Returns how many were sent; never raises."""
     delays: list[float | None] = [None] * max(count, 0)

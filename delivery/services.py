@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -125,7 +126,10 @@ def create_deliveries(*, event: Event, subscriptions: QuerySet[Subscription]) ->
 def _insert_deliveries_postgresql(
     event: Event, chosen: QuerySet, expires_at: datetime
 ) -> int:
-    select_sql, select_params = chosen.query.sql_with_params()
+    try:
+        select_sql, select_params = chosen.query.sql_with_params()
+    except EmptyResultSet:  # e.g. .none(): nothing can match
+        return 0
     table = connection.ops.quote_name(Delivery._meta.db_table)
     now = timezone.now()
     sql = (
