@@ -46,3 +46,27 @@ def _allow_local_destinations(settings, request):
     default. Tests of the guard itself are marked `ssrf_guard` and keep it on."""
     if "ssrf_guard" not in request.keywords:
         settings.WEBHOOK_ALLOW_PRIVATE_DESTINATIONS = True
+
+
+@pytest.fixture(autouse=True)
+def _event_type_catalogue(request):
+    """Transactional tests flush every table afterwards, the seeded event-type
+    catalogue included; put it back for each test that needs committed data."""
+    if (
+        "transactional_db" in request.fixturenames
+        or "live_server" in request.fixturenames
+    ):
+        import importlib
+
+        from events.models import EventType
+
+        seed = importlib.import_module("events.migrations.0002_seed_event_types")
+        for name, subtypes, terminal, description in seed.CATALOGUE:
+            EventType.objects.get_or_create(
+                name=name,
+                defaults={
+                    "subtypes": subtypes,
+                    "terminal": terminal,
+                    "description": description,
+                },
+            )
