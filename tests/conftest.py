@@ -60,6 +60,8 @@ def _event_type_catalogue(request):
 
         from events.models import EventType
 
+        request.getfixturevalue("transactional_db")
+
         seed = importlib.import_module("events.migrations.0002_seed_event_types")
         for name, subtypes, terminal, description in seed.CATALOGUE:
             EventType.objects.get_or_create(
