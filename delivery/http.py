@@ -358,7 +358,12 @@ def _token(
 def _pin(url: str) -> None:
     """Vet url's destination; the connection layer will use these addresses."""
     vetted = ssrf.vet_destination(url)
-    _context.pin = _Pin(vetted.host, vetted.port, vetted.addresses)
+    try:
+        # The connection sees the name as requests sends it (IDNA-encoded).
+        host = vetted.host.encode("idna").decode("ascii")
+    except UnicodeError:
+        host = vetted.host
+    _context.pin = _Pin(host, vetted.port, vetted.addresses)
 
 
 def _timeouts() -> tuple[float, float]:
