@@ -10,7 +10,12 @@ class JSONParser(parsers.JSONParser):
     like any other malformed body: json raises RecursionError for it, which
     DRF does not catch and would become a 500."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context=None):
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
