@@ -8,7 +8,7 @@ contains a secret or the URL.
 What it guarantees, and where:
 - SSRF guard (`delivery.ssrf`): the host is resolved once and every answer
   vetted before anything is sent; the connection is then opened to the vetted
-  addresses themselves (`_GuardedConnection._new_conn`), never to the name
+  addresses themselves (`_GuardedConnectionMixin._new_conn`), never to the name
   again, so DNS rebinding cannot move it. TLS is still verified against the
   host name (SNI and certificate), because only the socket is pinned.
 - Redirects are never followed (a 3xx is returned as it is).
@@ -307,7 +307,7 @@ def send(request: OutboundRequest) -> SendResult:
     total = settings.WEBHOOK_TIMEOUT.total_seconds()
     _context.deadline = started + total
     try:
-        result = _send(request, started=started)
+        result = _send(request)
     except Exception as exc:  # never raise to the delivery pipeline
         result = SendResult(None, 0, error=_describe(exc))
     finally:
@@ -316,7 +316,7 @@ def send(request: OutboundRequest) -> SendResult:
     return replace(result, duration_ms=int((time.monotonic() - started) * 1000))
 
 
-def _send(request: OutboundRequest, *, started: float) -> SendResult:
+def _send(request: OutboundRequest) -> SendResult:
     guarded = not settings.WEBHOOK_ALLOW_PRIVATE_DESTINATIONS
     headers = dict(request.headers)
     token: str | None = None
@@ -496,10 +496,11 @@ def _describe(exc: BaseException) -> str:
         return f"timeout: no connection in {connect:.1f} s"
     if first(TimeoutError, requests.exceptions.Timeout):
         return f"timeout: no response in {total:.1f} s"
-    if found := first(OSError):
-        code = getattr(found, "errno", None)
-        if code in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return "host unreachable"
+    if any(
+        getattr(e, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH)
+        for e in causes
+    ):
+        return "host unreachable"
     if first(http.client.HTTPException):
         return "invalid HTTP response"
     if first(requests.exceptions.InvalidURL, requests.exceptions.MissingSchema):

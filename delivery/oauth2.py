@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 EXPIRY_MARGIN_SECONDS = 60
 # Used when the token endpoint does not say how long the token lives.
 DEFAULT_LIFETIME_SECONDS = 300
+# A token response is a small JSON object; a larger one is refused unread.
+MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,8 @@ def access_token(
     rejected is a token the receiver just refused (401): it is not returned
     again, a fresh one is fetched (unless another thread already replaced
     it). adapter is the transport to fetch with (the caller's guarded one).
-    Raises TokenError for an unusable answer; transport
-    failures (requests exceptions, BlockedDestination) propagate.
+    Raises TokenError for an unusable answer; transport failures (requests
+    exceptions, BlockedDestination) propagate.
     """
     key = cache_key(config)
     cached = _cached(key)
@@ -168,11 +170,22 @@ def _fetch(
         request_kwargs["allow_redirects"] = False
         return url, headers, request_kwargs
 
+    def bounded_body(response: requests.Response, **kwargs: Any) -> None:
+        # Read the body here, at most MAX_TOKEN_RESPONSE_BYTES of it, before
+        # requests would read all of it into memory.
+        body = response.raw.read(MAX_TOKEN_RESPONSE_BYTES + 1, decode_content=True)
+        if len(body) > MAX_TOKEN_RESPONSE_BYTES:
+            response.close()
+            raise TokenError("token response too large")
+        response._content = body
+        response._content_consumed = True
+
     def check_status(response: requests.Response) -> requests.Response:
         if not 200 <= response.status_code < 300:
             raise TokenError(f"token endpoint answered {response.status_code}")
         return response
 
+    oauth.hooks["response"].append(bounded_body)
     oauth.register_compliance_hook("access_token_request", no_redirects)
     oauth.register_compliance_hook("access_token_response", check_status)
     extra: dict[str, Any] = {"audience": config.audience} if config.audience else {}

@@ -227,8 +227,9 @@ def test_a_token_endpoint_that_is_down_fails_the_attempt_cleanly(receiver, test_
         (lambda r: (200, {"Content-Type": "text/html"}, b"<html>"), "invalid token"),
         (lambda r: json_reply({"token_type": "Bearer"}), "no access_token"),
         (lambda r: json_reply({"error": "invalid_scope"}), "invalid token response"),
+        (lambda r: (200, {}, b"x" * 5_000_000), "token response too large"),
     ],
-    ids=["401", "500", "redirect", "not-json", "no-token", "error-in-200"],
+    ids=["401", "500", "redirect", "not-json", "no-token", "error-in-200", "huge"],
 )
 def test_a_bad_token_answer_is_a_failure_without_secrets(
     start_receiver, receiver, test_ca, forget_tokens, answer, error
