@@ -34,6 +34,7 @@ _THROTTLED = _error("Too many requests from this key; see Retry-After.")
 
 class PublishEventView(APIView):
     permission_classes = [HasPublishScope]
+    throttle_scope = "publish"
 
     @extend_schema(
         operation_id="publish_event",

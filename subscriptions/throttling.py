@@ -19,7 +19,9 @@ logger = logging.getLogger("webhooks.api")
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """At most WEBHOOK_THROTTLE_RATE (e.g. `6000/min`) requests per API key.
+    """At most WEBHOOK_THROTTLE_RATE (e.g. `6000/min`) requests per API key;
+    views with `throttle_scope = "publish"` use WEBHOOK_PUBLISH_THROTTLE_RATE
+    instead (a platform publishes far more often than a client manages webhooks).
 
     A fixed-window counter (one atomic INCR per request) instead of DRF's
     sliding history, which would read and write a list of up to 6000
@@ -34,6 +36,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         # Read per request, not at import, so the deployment's value applies.
         return settings.WEBHOOK_THROTTLE_RATE
 
+    def _use_scope_of(self, view: "APIView") -> None:
+        if getattr(view, "throttle_scope", None) == "publish":
+            self.scope = "publish"
+            self.num_requests, self.duration = self.parse_rate(
+                settings.WEBHOOK_PUBLISH_THROTTLE_RATE
+            )
+
     def get_cache_key(self, request: Request, view: "APIView") -> str | None:
         api_key = request.auth
         if not isinstance(api_key, ApiKey):
@@ -43,6 +52,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def allow_request(self, request: Request, view: "APIView") -> bool:
+        self._use_scope_of(view)
         if self.rate is None:
             return True
         key = self.get_cache_key(request, view)

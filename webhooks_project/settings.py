@@ -157,6 +157,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = conf.read(
 # --- static files -----------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns at start-up if it is missing
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -242,6 +243,9 @@ WEBHOOK_ENCRYPTION_KEYS = env.list("WEBHOOK_ENCRYPTION_KEYS", default=[])
 # of the system's; verification itself cannot be turned off.
 WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
 WEBHOOK_THROTTLE_RATE = env.str("WEBHOOK_THROTTLE_RATE", default="6000/min")
+WEBHOOK_PUBLISH_THROTTLE_RATE = env.str(
+    "WEBHOOK_PUBLISH_THROTTLE_RATE", default="300000/min"
+)
 WEBHOOK_METRICS_TOKEN = env.str("WEBHOOK_METRICS_TOKEN", default="")
 
 if WEBHOOK_CLAIM_LEASE <= WEBHOOK_TIMEOUT:

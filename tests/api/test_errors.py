@@ -129,6 +129,22 @@ def test_the_throttle_counts_per_api_key(api, make_api, settings, frozen_window)
     assert second_key_same_client.get("/api/v1/webhooks/").status_code == 200
 
 
+def test_publishing_is_throttled_at_its_own_higher_rate(
+    publisher_api, settings, frozen_window
+):
+    settings.WEBHOOK_THROTTLE_RATE = "1/min"
+    settings.WEBHOOK_PUBLISH_THROTTLE_RATE = "3/min"
+    body = {"type": "DELIVERED", "resource_id": "PKG"}
+    for _ in range(3):
+        assert (
+            publisher_api.post("/api/v1/events", body, format="json").status_code == 202
+        )
+
+    response = publisher_api.post("/api/v1/events", body, format="json")
+
+    assert_envelope(response, 429)
+
+
 def test_the_throttle_lets_requests_through_when_its_cache_is_down(
     api, settings, monkeypatch
 ):
