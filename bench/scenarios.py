@@ -1,0 +1,358 @@
+"""The scenarios of issue 5. Each starts its own stack on a fresh database and
+returns an Outcome: figures (key -> number), delivery checks, details."""
+
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+
+from bench import payloads, procs
+from bench.analysis import (
+    RssSampler,
+    analyse,
+    end_to_end_rate,
+    percentile,
+    sustained_rate,
+)
+from bench.context import SUBSCRIBER, Context, Running
+from bench.stack import ROOT
+
+
+@dataclass
+class Outcome:
+    figures: dict = field(default_factory=dict)
+    checks: dict | None = None
+    details: dict = field(default_factory=dict)
+
+
+def _spread_webhooks(
+    run: Running, ctx: Context, *, prefix: str, mode: str
+) -> list[str]:
+    """ctx.sizes.webhooks webhooks, each tracking its own resource id; their paths."""
+    paths = [f"/{mode}/{prefix.lower()}{i}" for i in range(ctx.sizes.webhooks)]
+    specs = [
+        {"url": run.sink.url(path), "tracking_id": f"{prefix}{i}"}
+        for i, path in enumerate(paths)
+    ]
+    run.subscriber.create_webhooks(specs, threads=4, deadline=ctx.deadline())
+    return paths
+
+
+def _spread_events(count: int, *, prefix: str, paths: list[str]) -> list:
+    """Public events, event n about resource prefix{n % len(paths)}: each is
+    delivered to exactly one webhook."""
+    return [
+        (
+            payloads.event(seq=n, resource_id=f"{prefix}{n % len(paths)}"),
+            (paths[n % len(paths)],),
+        )
+        for n in range(count)
+    ]
+
+
+def _throughput(delivered, published) -> dict:
+    sent = [item.sent for item in published]
+    answered = [item.answered for item in published]
+    return {
+        "sustained": sustained_rate(delivered.done),
+        "end_to_end": end_to_end_rate(delivered),
+        "publish_rate": len(published) / (max(answered) - min(sent)) if sent else None,
+        "p50_ms": percentile(delivered.latencies_ms, 50),
+        "p99_ms": percentile(delivered.latencies_ms, 99),
+    }
+
+
+def burst(ctx: Context) -> Outcome:
+    """1 (and 7): N events as fast as the publishers go, one webhook each."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.burst_events
+    with ctx.stack("burst") as run:
+        paths = _spread_webhooks(run, ctx, prefix="B", mode="fast")
+        events = _spread_events(count, prefix="B", paths=paths)
+        with RssSampler(lambda: run.stack.pids("worker")) as rss:
+            published = run.publisher.publish_many(
+                events, threads=ctx.publishers, deadline=deadline
+            )
+            run.wait_received(count, deadline=deadline)
+        receipts = run.sink.receipts()
+    delivered = analyse(published, receipts)
+    figures = {f"burst.{k}": v for k, v in _throughput(delivered, published).items()}
+    if delivered.done:
+        figures.update(rss.figures(delivered.first_sent, delivered.done[-1]))
+    return Outcome(figures=figures, checks=delivered.checks())
+
+
+def drain(ctx: Context) -> Outcome:
+    """1b: N deliveries already due (published while the worker was stopped),
+    then the worker starts: how fast it drains them, free of publishing load."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.burst_events
+    with ctx.stack("drain") as run:
+        paths = _spread_webhooks(run, ctx, prefix="D", mode="fast")
+        run.stack.stop("worker")
+        events = _spread_events(count, prefix="D", paths=paths)
+        published = run.publisher.publish_many(
+            events, threads=ctx.publishers, deadline=deadline
+        )
+        started = time.time()
+        run.stack.start("worker")
+        run.wait_received(count, deadline=deadline)
+        receipts = run.sink.receipts()
+    delivered = analyse(published, receipts)
+    figures = {"drain.sustained": sustained_rate(delivered.done)}
+    if delivered.done:
+        figures["drain.all_s"] = delivered.done[-1] - started
+    return Outcome(figures=figures, checks=delivered.checks())
+
+
+def idle(ctx: Context) -> Outcome:
+    """2: events one at a time on an idle system, each waited for."""
+    deadline = ctx.deadline()
+    jitter = random.Random(5)
+    with ctx.stack("idle") as run:
+        path = "/fast/idle"
+        run.subscriber.create_webhook(url=run.sink.url(path), tracking_id="IDLE")
+        published = []
+        for n in range(ctx.sizes.idle_events):
+            event = payloads.event(seq=n, resource_id="IDLE")
+            published.append(run.publisher.publish(event, index=n, paths=(path,)))
+            per_event = min(deadline, time.monotonic() + 10)
+            if not run.sink.wait_until(
+                lambda stats, n=n: stats["counts"].get("fast", 0) > n,
+                deadline=per_event,
+                interval=0.002,
+                alive=run.alive,
+            ):
+                break
+            # An idle gap, varied so it cannot line up with a periodic sweep.
+            time.sleep(jitter.uniform(0.02, 0.12))
+        receipts = run.sink.receipts()
+    delivered = analyse(published, receipts)
+    return Outcome(
+        figures={
+            "idle.p50_ms": percentile(delivered.latencies_ms, 50),
+            "idle.p99_ms": percentile(delivered.latencies_ms, 99),
+            "idle.max_ms": max(delivered.latencies_ms, default=None),
+        },
+        checks=delivered.checks(),
+    )
+
+
+def slow(ctx: Context) -> Outcome:
+    """3: every receiver takes 1 s to answer."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.slow_deliveries
+    with ctx.stack("slow") as run:
+        paths = _spread_webhooks(run, ctx, prefix="S", mode="slow")
+        events = _spread_events(count, prefix="S", paths=paths)
+        published = run.publisher.publish_many(
+            events, threads=ctx.publishers, deadline=deadline
+        )
+        run.wait_received(count, deadline=deadline, mode="slow", answered=True)
+        receipts = run.sink.receipts()
+    delivered = analyse(published, receipts)
+    return Outcome(
+        figures={
+            "slow.sustained": sustained_rate(delivered.done),
+            "slow.end_to_end": end_to_end_rate(delivered),
+        },
+        checks=delivered.checks(),
+    )
+
+
+def fanout(ctx: Context) -> Outcome:
+    """4: one tenant event to every one of N webhooks of that tenant."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.fanout_subscriptions
+    with ctx.stack("fanout") as run:
+        paths = [f"/fast/f{i}" for i in range(count)]
+        started = time.monotonic()
+        run.subscriber.create_webhooks(
+            [{"url": run.sink.url(path)} for path in paths],
+            threads=ctx.publishers,
+            deadline=deadline,
+        )
+        setup_s = time.monotonic() - started
+        item = run.publisher.publish(
+            payloads.event(seq=0, tenant=SUBSCRIBER), paths=tuple(paths)
+        )
+        run.wait_received(count, deadline=deadline)
+        receipts = run.sink.receipts()
+    delivered = analyse([item], receipts)
+    checks = delivered.checks()
+    checks["deliveries_in_202"] = item.deliveries
+    return Outcome(
+        figures={
+            "fanout.accept_ms": (item.answered - item.sent) * 1000,
+            "fanout.all_received_s": (
+                delivered.done[-1] - item.sent if delivered.done else None
+            ),
+            "fanout.setup_s": setup_s,
+        },
+        checks=checks,
+    )
+
+
+def dead(ctx: Context, *, timeout: str) -> Outcome:
+    """5: 20% of the webhooks refuse connections or hang; the rest are healthy."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.burst_events
+    refused_port = procs.free_port()
+    with ctx.stack("dead", extra_env={"WEBHOOK_TIMEOUT": timeout}) as run:
+        urls, paths = [], []
+        for i in range(ctx.sizes.webhooks):
+            if i % 10 == 0:  # a host that refuses: nothing listens on the port
+                path = f"/refused/r{i}"
+                urls.append(f"http://127.0.0.1:{refused_port}{path}")
+            elif i % 10 == 5:  # another host that accepts and never answers
+                path = f"/hang/h{i}"
+                urls.append(run.sink.url(path, aux=True))
+            else:
+                path = f"/fast/h{i}"
+                urls.append(run.sink.url(path))
+            paths.append(path)
+        run.subscriber.create_webhooks(
+            [{"url": url, "tracking_id": f"X{i}"} for i, url in enumerate(urls)],
+            threads=4,
+            deadline=deadline,
+        )
+        events = _spread_events(count, prefix="X", paths=paths)
+        healthy = sum(1 for _, (path,) in events if path.startswith("/fast/"))
+        published = run.publisher.publish_many(
+            events, threads=ctx.publishers, deadline=deadline
+        )
+        run.wait_received(healthy, deadline=deadline)
+        hang_requests = run.sink.count("hang")
+        receipts = run.sink.receipts()
+    delivered = analyse(
+        published, receipts, keep=lambda path: path.startswith("/fast/")
+    )
+    return Outcome(
+        figures={
+            "dead.healthy_sustained": sustained_rate(delivered.done),
+            "dead.healthy_end_to_end": end_to_end_rate(delivered),
+            "dead.hang_requests": hang_requests,
+        },
+        checks=delivered.checks(),
+        details={"webhook_timeout": timeout, "dead_share": 0.2},
+    )
+
+
+def backlog(ctx: Context) -> Outcome:
+    """6: N deliveries scheduled hours ahead: idle CPU, one dispatch pass."""
+    rows = ctx.sizes.backlog_rows
+    with ctx.stack("backlog") as run:
+        hook = run.subscriber.create_webhook(
+            url=run.sink.url("/fast/backlog"), tracking_id="BACKLOG"
+        )
+        item = run.publisher.publish(payloads.event(seq=0, resource_id="BACKLOG"))
+        run.wait_received(1, deadline=ctx.deadline())
+        started = time.monotonic()
+        _insert_backlog(
+            ctx, rows=rows, event_id=item.event_id, subscription_id=hook["id"]
+        )
+        insert_s = time.monotonic() - started
+        time.sleep(ctx.sizes.settle_seconds)
+        groups = {name: run.stack.pids(name) for name in ("worker", "beat", "web")}
+        before = {name: procs.cpu_seconds(pids) for name, pids in groups.items()}
+        wall = time.monotonic()
+        time.sleep(ctx.sizes.idle_cpu_seconds)
+        wall = time.monotonic() - wall
+        cpu = {
+            name: (procs.cpu_seconds(pids) - before[name]) / wall * 100
+            for name, pids in groups.items()
+        }
+        probe = procs.run_json(
+            [sys.executable, "-m", "bench.probe", "--passes", "5"],
+            env=run.stack.env,
+            cwd=ROOT,
+            log=run.stack.log("probe"),
+            timeout=120,
+        )
+        sent_early = run.sink.count("fast") - 1
+    figures = {
+        "backlog.rows": rows,
+        "backlog.insert_s": insert_s,
+        "backlog.cpu_worker_pct": cpu["worker"],
+        "backlog.cpu_beat_pct": cpu["beat"],
+        "backlog.cpu_web_pct": cpu["web"],
+        "backlog.cpu_pct": cpu["worker"] + cpu["beat"],
+        "backlog.sent_early": sent_early,
+    }
+    if "error" not in probe:
+        figures["backlog.dispatch_ms"] = probe["median_ms"]
+        figures["backlog.index_scan"] = probe["index_scan"]
+    return Outcome(figures=figures, details={"probe": probe, "idle_seconds": wall})
+
+
+# Every column of a delivery row the bench fills in; the values are SQL.
+_BACKLOG_VALUES = {
+    "id": "gen_random_uuid()",
+    "event_id": "%(event)s",
+    "subscription_id": "%(subscription)s",
+    "client_id": (
+        "(SELECT client_id FROM subscriptions_subscription WHERE id = %(subscription)s)"
+    ),
+    "kind": "'event'",
+    "status": "'pending'",
+    "attempts_count": "3",
+    "backoff_step": "3",
+    # Retries due between 2 and ~7.5 hours from now, 20 ms apart.
+    "next_attempt_at": "now() + interval '2 hours' + g * interval '20 milliseconds'",
+    "lease_token": "NULL",
+    "expires_at": "now() + interval '24 hours'",
+    "created_at": "now()",
+    "updated_at": "now()",
+    "delivered_at": "NULL",
+    "last_status_code": "503",
+    "last_error": "'bench backlog: 503 Service Unavailable'",
+}
+
+
+def _insert_backlog(
+    ctx: Context, *, rows: int, event_id: str, subscription_id: str
+) -> None:
+    """INSERT ... SELECT generate_series: rows pending deliveries, hours ahead.
+
+    The columns come from the live table, so a new nullable or defaulted
+    column does not break the bench; a new required one fails clearly.
+    """
+    connection = ctx.database.connect()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT column_name, is_nullable = 'YES' OR column_default IS NOT NULL "
+                "FROM information_schema.columns WHERE table_name = 'delivery_delivery'"
+            )
+            columns = cursor.fetchall()
+            unknown = [
+                name
+                for name, optional in columns
+                if name not in _BACKLOG_VALUES and not optional
+            ]
+            if unknown:
+                raise RuntimeError(f"backlog: no value for delivery columns {unknown}")
+            names = [name for name, _ in columns if name in _BACKLOG_VALUES]
+            cursor.execute(
+                f"INSERT INTO delivery_delivery ({', '.join(names)}) "
+                f"SELECT {', '.join(_BACKLOG_VALUES[name] for name in names)} "
+                "FROM generate_series(1, %(rows)s) AS g",
+                {"event": event_id, "subscription": subscription_id, "rows": rows},
+            )
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            # What autovacuum would have done by the time a real backlog built up.
+            cursor.execute("ANALYZE delivery_delivery")
+    finally:
+        connection.close()
+
+
+SCENARIOS = {
+    "burst": burst,
+    "drain": drain,
+    "idle": idle,
+    "slow": slow,
+    "fanout": fanout,
+    "dead": dead,
+    "backlog": backlog,
+}

@@ -1,0 +1,238 @@
+"""The service under test: its database, its Redis db, its Procfile processes.
+
+The bench owns one database (`wh_bench` unless BENCH_DATABASE_URL says
+otherwise; the name must start with `wh_bench`, so a typo can never drop a
+real database) and one Redis db (5 unless BENCH_REDIS_URL says otherwise).
+It migrates a template database once per invocation, creates the API keys in
+it with `manage.py create_api_key`, then clones it for every scenario, so each
+scenario starts from an empty, migrated database in well under a second.
+
+The processes are the Procfile's `web`, `worker` and `beat` lines, run with
+bash exactly as a Procfile runner would, with the environment set here.
+"""
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import redis
+import requests
+
+from bench import procs
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wh_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
+DATABASE_PREFIX = "wh_bench"
+
+
+class StackError(RuntimeError):
+    """The service could not be started or stopped answering."""
+
+
+class Database:
+    """The bench's PostgreSQL database and the template it is cloned from."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.name = parts.path.lstrip("/")
+        if not re.fullmatch(DATABASE_PREFIX + r"[a-z0-9_]*", self.name):
+            raise SystemExit(
+                f"refusing to use database {self.name!r}: the bench drops and "
+                f"recreates its database, so its name must start with "
+                f"{DATABASE_PREFIX!r}"
+            )
+        self.url = url
+        self.template = f"{self.name}_template"
+        self.template_url = urlunsplit(parts._replace(path=f"/{self.template}"))
+        self._admin_url = urlunsplit(parts._replace(path="/postgres"))
+
+    def _admin(self, *statements: str) -> None:
+        connection = psycopg2.connect(self._admin_url, connect_timeout=5)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+        finally:
+            connection.close()
+
+    def create_template(self, *, env: dict[str, str], log: Path) -> None:
+        """Drop both databases, create the template and migrate it."""
+        self._admin(
+            f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)',
+            f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.template}"',
+        )
+        manage(
+            ["migrate", "--noinput"],
+            env={**env, "DATABASE_URL": self.template_url},
+            log=log,
+            timeout=180,
+        )
+
+    def recreate(self) -> None:
+        """A fresh copy of the template under the bench's name."""
+        self._admin(
+            f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.name}" TEMPLATE "{self.template}"',
+        )
+
+    def connect(self) -> "psycopg2.extensions.connection":
+        return psycopg2.connect(self.url, connect_timeout=5)
+
+
+def flush_redis(url: str) -> None:
+    """FLUSHDB on the bench's own Redis db only."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def manage(
+    args: list[str], *, env: dict[str, str], log: Path, timeout: float = 120
+) -> str:
+    """Run `manage.py <args>`; return its stdout. Raises StackError on failure."""
+    process = procs.spawn(
+        [sys.executable, "manage.py", *args],
+        env=env,
+        cwd=ROOT,
+        log=log,
+        capture_stdout=True,
+    )
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except Exception:
+        procs.stop(process, grace=1)
+        raise
+    procs.forget(process)
+    if process.returncode != 0:
+        raise StackError(
+            f"manage.py {' '.join(args)} exited {process.returncode}:\n"
+            + procs.log_tail(log)
+        )
+    return out.decode()
+
+
+def create_api_key(
+    *, client: str, scopes: Iterable[str], database: Database, env: dict, log: Path
+) -> str:
+    """A key made with `manage.py create_api_key` in the template (last stdout line)."""
+    args = ["create_api_key", "--client", client]
+    for scope in scopes:
+        args += ["--scope", scope]
+    out = manage(args, env={**env, "DATABASE_URL": database.template_url}, log=log)
+    lines = out.strip().splitlines()
+    if not lines:
+        raise StackError("create_api_key printed no key")
+    return lines[-1].strip()
+
+
+def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    commands = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line.strip())
+        if match:
+            commands[match.group(1)] = match.group(2)
+    return commands
+
+
+def base_env(
+    *, database_url: str, redis_url: str, var_dir: Path, extra: dict[str, str]
+) -> dict[str, str]:
+    """A small, reproducible environment: nothing leaks in from the caller's
+    shell (its DATABASE_URL, say) except PATH, HOME and the locale."""
+    env = {
+        key: os.environ[key]
+        for key in ("HOME", "LANG", "LC_ALL", "TZ", "USER")
+        if key in os.environ
+    }
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        # The sink listens on 127.0.0.1, which the SSRF guard refuses by default.
+        WEBHOOK_ALLOW_PRIVATE_DESTINATIONS="true",
+        WEBHOOK_VAR_DIR=str(var_dir),
+        # The bench publishes thousands of events a second from one key.
+        WEBHOOK_THROTTLE_RATE="10000000/min",
+        WEBHOOK_PUBLISH_THROTTLE_RATE="10000000/min",
+        LOG_LEVEL="WARNING",
+        DEBUG="false",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Stack:
+    """The Procfile's processes for one scenario."""
+
+    def __init__(self, *, env: dict[str, str], log_dir: Path, port: int) -> None:
+        self.env = {**env, "PORT": str(port)}
+        self.log_dir = log_dir
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.commands = procfile_commands()
+        self.processes: dict[str, object] = {}
+
+    def start(self, *names: str) -> None:
+        for name in names:
+            if name not in self.commands:
+                raise StackError(f"the Procfile has no {name!r} line")
+            self.processes[name] = procs.spawn(
+                ["bash", "-c", self.commands[name]],
+                env=self.env,
+                cwd=ROOT,
+                log=self.log(name),
+            )
+
+    def log(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def stop(self, *names: str) -> None:
+        """Stop the named processes (all by default) at once; in-flight work is
+        not waited for beyond a short grace: the database is dropped next."""
+        chosen = [
+            self.processes.pop(name)
+            for name in names or list(self.processes)
+            if name in self.processes
+        ]
+        procs.stop(*chosen, grace=2.0)
+
+    def pids(self, name: str) -> list[int]:
+        process = self.processes.get(name)
+        return procs.group_pids(process.pid) if process is not None else []
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None and not procs.group_pids(process.pid):
+                raise StackError(
+                    f"{name} exited ({process.returncode}); its log "
+                    f"{self.log(name)} ends with:\n{procs.log_tail(self.log(name))}"
+                )
+
+    def wait_healthy(self, deadline: float) -> None:
+        """Until GET /health answers 200 (database and broker reachable)."""
+        session = requests.Session()
+        session.trust_env = False
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                response = session.get(self.base_url + "/health", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except requests.RequestException as exc:
+                last = type(exc).__name__
+            time.sleep(0.2)
+        raise StackError(f"GET /health never answered 200 (last: {last})")

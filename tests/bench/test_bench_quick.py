@@ -1,0 +1,55 @@
+"""Smoke test of the benchmark harness: `python -m bench --quick` must run every
+scenario end to end on the real stack, so the bench cannot rot.
+
+It uses the bench's own database (wh_bench) and Redis db (5), never the test
+database, and asserts completion and delivery, not speed: figures belong to
+`make bench`, not to a timed test.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = {"burst", "drain", "idle", "slow", "fanout", "dead", "backlog"}
+
+
+@pytest.mark.integration
+def test_quick_bench_runs_every_scenario_and_every_published_event_arrives(tmp_path):
+    out = tmp_path / "quick.json"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert completed.returncode == 0, (
+        completed.stdout[-3000:] + completed.stderr[-3000:]
+    )
+    result = json.loads(out.read_text())
+    assert result["complete"] is True
+    (run,) = result["runs"]
+    assert set(run["scenarios"]) == SCENARIOS
+    for name, scenario in run["scenarios"].items():
+        assert scenario["status"] == "ok", (name, scenario.get("error"))
+        checks = scenario["checks"]
+        if checks is not None:
+            assert checks["expected"] > 0, name
+            assert checks["received"] == checks["expected"], (name, checks)
+    figures = run["figures"]
+    assert figures["ceiling.bare"] > 0
+    assert figures["backlog.sent_early"] == 0
+    assert figures["fanout.accept_ms"] > 0
+    table = {row["key"]: row for row in result["table"]}
+    assert table["burst.sustained"]["value"] is not None
