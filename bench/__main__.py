@@ -237,10 +237,18 @@ def main(argv: list[str] | None = None) -> int:
             bare = ceilings.bare_ceiling(
                 sink, seconds=sizes.ceiling_seconds, log=ctx.log_dir / "bare.log"
             )
+            publisher = ceilings.publisher_ceiling(
+                sink, threads=args.publishers, seconds=sizes.ceiling_seconds
+            )
             sink.reset()
+            run["figures"]["ceiling.publisher"] = publisher["rate"]
             run["figures"]["ceiling.sink"] = sink_ceiling["rate"]
             run["figures"]["ceiling.bare"] = bare["rate"]
-            run["ceilings"] = {"sink": sink_ceiling, "bare": bare}
+            run["ceilings"] = {
+                "sink": sink_ceiling,
+                "bare": bare,
+                "publisher": publisher,
+            }
             print(
                 f"run {number}: sink ceiling {sink_ceiling['rate']:,.0f} req/s "
                 f"({sink_ceiling['tool']}), bare ceiling {bare['rate']:,.0f} POST/s",
@@ -273,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if sink is not None:
             sink.stop()
         procs.kill_all()
+    meta["load_average_end"] = procs.load_average()
     result["complete"] = exit_code == 0
     result["table"] = report.summarise(result["runs"], sizes)
     print()

@@ -4,9 +4,12 @@ import re
 import shutil
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import procs
+from bench import payloads, procs
+from bench.api import Api
 from bench.payloads import delivery_request
 from bench.sink_client import Sink
 from bench.stack import ROOT
@@ -104,3 +107,27 @@ def bare_ceiling(sink: Sink, *, seconds: float, log: Path) -> dict:
         log=log,
         timeout=seconds + 60,
     )
+
+
+def publisher_ceiling(sink: Sink, *, threads: int, seconds: float) -> dict:
+    """Requests/s the bench's publishing threads reach against the sink, which
+    answers at once: shows the publisher is not what a scenario measures."""
+    api = Api(sink.url(""), "not-a-key")
+    counts = [0] * threads
+    end = time.monotonic() + seconds
+
+    def publish(slot: int) -> None:
+        while time.monotonic() < end:
+            api.publish(payloads.event(seq=counts[slot]))
+            counts[slot] += 1
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(publish, range(threads)))
+    elapsed = time.monotonic() - start
+    return {
+        "requests": sum(counts),
+        "seconds": elapsed,
+        "rate": sum(counts) / elapsed,
+        "threads": threads,
+    }

@@ -27,12 +27,13 @@ def figures(sizes) -> list[Figure]:
     return [
         Figure(
             "ceiling.sink",
-            "sink ceiling (its own, by wrk)",
+            "sink ceiling (its own; wrk, 64 connections)",
             "req/s",
             "≥ 10,000",
             lambda v, r: v >= 10_000,
         ),
         Figure("ceiling.bare", "bare ceiling: one requests.Session loop", "POST/s"),
+        Figure("ceiling.publisher", "bench publisher threads → sink", "req/s"),
         Figure(
             "burst.sustained",
             f"1 burst {n} events: sustained",
@@ -247,8 +248,9 @@ def write_markdown(path: Path, report: dict) -> None:
         "# Benchmark results",
         "",
         f"Latest full run: `{meta['command']}` on {meta['date']} "
-        f"({meta['cores']} cores, load average {meta['load_average_start']:.2f} at "
-        f"start; {meta['runs']} run(s), medians). Raw figures: "
+        f"({meta['cores']} cores; load average {meta['load_average_start']:.2f} "
+        f"at the start, {meta.get('load_average_end', 0):.2f} at the end; "
+        f"{meta['runs']} run(s), medians). Raw figures: "
         "`bench/results/latest.json` (not committed). Regenerate with `make bench`.",
         "",
         *table_lines(report["table"], markdown=True),
@@ -261,6 +263,29 @@ def write_markdown(path: Path, report: dict) -> None:
         *checks_lines(report["runs"], markdown=True),
         "",
     ]
+    plan = _dispatch_plan(report["runs"])
+    if plan:
+        lines += [
+            "## dispatch_due's query plan (backlog, run 1)",
+            "",
+            "```",
+            plan,
+            "```",
+            "",
+        ]
     if report.get("notes"):
         lines += ["## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
     path.write_text("\n".join(lines))
+
+
+def _dispatch_plan(runs: list[dict]) -> str:
+    for run in runs:
+        backlog = run["scenarios"].get("backlog") or {}
+        probe = (backlog.get("details") or {}).get("probe") or {}
+        queries = probe.get("queries") or []
+        text = "\n\n".join(
+            f"{query['sql']}\n\n{query['plan']}" for query in queries if query["plan"]
+        )
+        if text:
+            return text
+    return ""
