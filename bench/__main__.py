@@ -130,7 +130,8 @@ def _run_scenario(name: str, ctx: Context, args: argparse.Namespace) -> dict:
 
 def _notes(args: argparse.Namespace, sizes) -> list[str]:
     return [
-        "Stack: the Procfile's web, worker and beat lines run by bash with PORT, "
+        "Stack: the Procfile's web (bound to 127.0.0.1), worker and beat lines run "
+        "by bash with PORT, "
         "DATABASE_URL (wh_bench), REDIS_URL (db 5), "
         "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true, LOG_LEVEL=WARNING, a high "
         "WEBHOOK_THROTTLE_RATE; every scenario on a fresh clone of a migrated database."

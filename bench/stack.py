@@ -188,8 +188,10 @@ class Stack:
         for name in names:
             if name not in self.commands:
                 raise StackError(f"the Procfile has no {name!r} line")
+            # Listen on loopback only: the bench's traffic never leaves 127.0.0.1.
+            command = self.commands[name].replace("0.0.0.0:", "127.0.0.1:")
             self.processes[name] = procs.spawn(
-                ["bash", "-c", self.commands[name]],
+                ["bash", "-c", command],
                 env=self.env,
                 cwd=ROOT,
                 log=self.log(name),

@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class DeliveryConfig(AppConfig):
     name = "delivery"
+
+    def ready(self) -> None:
+        from delivery import durability
+
+        durability.connect()

@@ -305,6 +305,7 @@ def _count_failures(
     """Once per subscription: reset on ack, add failures, pause at the threshold."""
     outcomes: dict[uuid.UUID, list[str]] = defaultdict(list)
     last_failure: dict[uuid.UUID, SendResult] = {}
+    subscriptions: dict[uuid.UUID, Subscription | None] = {}
     for item in items:
         delivery = item.delivery
         if (
@@ -315,12 +316,17 @@ def _count_failures(
         ):
             continue
         verdict = verdicts[delivery.id]
+        subscriptions[delivery.subscription_id] = delivery.subscription
         outcomes[delivery.subscription_id].append(verdict.outcome)
         if verdict.endpoint_failure:
             last_failure[delivery.subscription_id] = item.result
     tallies = {sid: breaker.Tally.of(seq) for sid, seq in outcomes.items()}
 
-    only_acks = [sid for sid, t in tallies.items() if t.acked and not t.failures]
+    only_acks = [
+        sid
+        for sid, t in tallies.items()
+        if t.acked and not t.failures and not _recently_healthy(subscriptions[sid], now)
+    ]
     if only_acks:
         Subscription.objects.filter(id__in=only_acks).filter(
             Q(consecutive_failures__gt=0)
@@ -356,6 +362,17 @@ def _count_failures(
             and status == Subscription.Status.ACTIVE
         ):
             _pause(sid, failures, last_failure.get(sid), now=now)
+
+
+def _recently_healthy(subscription: Subscription | None, now: datetime) -> bool:
+    # As read when the batch was claimed: no failures and a recent success, so
+    # a busy subscription is not written on every flush.
+    return (
+        subscription is not None
+        and subscription.consecutive_failures == 0
+        and subscription.last_success_at is not None
+        and subscription.last_success_at >= now - _SUCCESS_RESOLUTION
+    )
 
 
 def _pause(

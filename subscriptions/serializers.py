@@ -270,7 +270,18 @@ class WebhookBatchCreateSerializer(_WebhookRequestSerializer):
         return tracking_ids
 
 
-class WebhookListQuerySerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query parameters as sent: DRF reads `?status=` from a QueryDict as if
+    the parameter were absent, so a blank value would silently mean "no
+    filter" (or the default). Here it is validated like any other value."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if hasattr(data, "getlist"):
+            data = {key: data[key] for key in data}  # the last value of each
+        return super().to_internal_value(data)
+
+
+class WebhookListQuerySerializer(QuerySerializer):
     """Query parameters of GET /api/v1/webhooks/."""
 
     limit = serializers.IntegerField(
@@ -292,7 +303,7 @@ class WebhookListQuerySerializer(serializers.Serializer):
     )
 
 
-class DeleteQuerySerializer(serializers.Serializer):
+class DeleteQuerySerializer(QuerySerializer):
     includeWebhook = serializers.BooleanField(  # noqa: N815 - the API's field name
         required=False, default=False, error_messages={"invalid": "must be a boolean"}
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
@@ -154,10 +155,17 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonR
     return JsonResponse(envelope(404), status=404)
 
 
+@csrf_exempt  # else a POST or DELETE to an unknown path is CSRF's HTML 403
 def unknown_url(request: HttpRequest, path: str = "") -> JsonResponse:
     """The last URL pattern: any other path is a 404 in the envelope, also
     with DEBUG on (where Django would render its HTML page instead)."""
     return not_found(request)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: the API authenticates by Bearer key and its views are
+    exempt, but a non-API view (e.g. POST /health) still meets the CSRF check."""
+    return JsonResponse(envelope(403, "CSRF verification failed."), status=403)
 
 
 def bad_request(

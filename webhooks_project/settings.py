@@ -51,6 +51,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# A failed CSRF check (only non-API views meet one) answers the error envelope.
+CSRF_FAILURE_VIEW = "webhooks_project.errors.csrf_failure"
+
 ROOT_URLCONF = "webhooks_project.urls"
 WSGI_APPLICATION = "webhooks_project.wsgi.application"
 APPEND_SLASH = False

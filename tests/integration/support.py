@@ -39,3 +39,29 @@ def attempts_of(delivery: Delivery) -> list[Attempt]:
 
 def subscription(webhook_id: str) -> Subscription:
     return Subscription.objects.get(pk=webhook_id)
+
+
+def wait_for_delivery(
+    event_id: str, webhook_id: str, *statuses: str, timeout: float = 15.0
+) -> Delivery:
+    """Poll until the delivery of event to webhook is in one of `statuses`."""
+    from tests.integration.waiting import wait_until
+
+    def probe() -> Delivery | None:
+        delivery = Delivery.objects.filter(
+            event_id=event_id, subscription_id=webhook_id
+        ).first()
+        return delivery if delivery and delivery.status in statuses else None
+
+    return wait_until(
+        probe, timeout=timeout, message=f"delivery of {event_id} to be {statuses}"
+    )
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (connections are refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
