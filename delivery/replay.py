@@ -1,0 +1,144 @@
+"""Replaying deliveries: the same event sent again to the same webhook, as a
+new delivery (the originals, and their attempts, stay as they were)."""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from delivery.models import Delivery
+from delivery.services import wake_workers
+from subscriptions.models import Subscription
+
+# Deliveries are read and created this many at a time, each chunk in its own
+# short transaction, so a large replay neither holds locks long nor builds
+# one huge INSERT.
+REPLAY_CHUNK = 1000
+
+_UNFINISHED = [Delivery.Status.PENDING, Delivery.Status.HELD]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    created: int
+    skipped: int
+
+
+def replay_deliveries(
+    *,
+    deliveries: QuerySet[Delivery],
+    on_progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Create one new delivery per selected (event, webhook): kind `event`,
+    `pending` and due now, with a fresh WEBHOOK_DELIVERY_TTL from now.
+    Workers are woken when each chunk commits.
+
+    Skipped (and counted in `skipped`), without error:
+    - deliveries whose webhook is deleted, paused or expired (status, or past
+      its expires_at);
+    - `test` deliveries (a test is sent on demand, not replayed as an event);
+    - deliveries still pending or held (they will be sent anyway), and any
+      whose (event, webhook) already has a pending or held delivery, so
+      running the same replay twice does not send twice;
+    - a second selected delivery of an (event, webhook) already replayed here.
+
+    Rows created after the call started are never selected, even if the
+    queryset would match them. `on_progress(n)` is called after each chunk
+    with how many selected deliveries have been processed so far.
+    """
+    started = timezone.now()
+    # Keyset over the primary key: stable however the caller's queryset is
+    # ordered, and cheap at any depth.
+    selected = deliveries.filter(created_at__lt=started).order_by("pk")
+    seen: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    created = skipped = processed = 0
+    last: uuid.UUID | None = None
+    while True:
+        page = selected.filter(pk__gt=last) if last is not None else selected
+        rows = list(
+            page.values_list("pk", "event_id", "subscription_id", "kind", "status")[
+                :REPLAY_CHUNK
+            ]
+        )
+        if not rows:
+            break
+        last = rows[-1][0]
+        made = _replay_chunk(rows, seen)
+        created += made
+        skipped += len(rows) - made
+        processed += len(rows)
+        if on_progress is not None:
+            on_progress(processed)
+        if len(rows) < REPLAY_CHUNK:
+            break
+    return ReplayResult(created=created, skipped=skipped)
+
+
+def _replay_chunk(
+    rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, str, str]],
+    seen: set[tuple[uuid.UUID, uuid.UUID]],
+) -> int:
+    now = timezone.now()
+    candidates = [
+        (event_id, subscription_id)
+        for _, event_id, subscription_id, kind, status in rows
+        if subscription_id is not None
+        and kind == Delivery.Kind.EVENT
+        and status not in _UNFINISHED
+    ]
+    with transaction.atomic():
+        clients = _live_subscriptions({sid for _, sid in candidates}, now=now)
+        busy = _unfinished_pairs(candidates)
+        new = []
+        for event_id, subscription_id in candidates:
+            pair = (event_id, subscription_id)
+            if subscription_id not in clients or pair in busy or pair in seen:
+                continue
+            seen.add(pair)
+            new.append(
+                Delivery(
+                    event_id=event_id,
+                    subscription_id=subscription_id,
+                    client_id=clients[subscription_id],
+                    kind=Delivery.Kind.EVENT,
+                    status=Delivery.Status.PENDING,
+                    next_attempt_at=now,
+                    expires_at=now + settings.WEBHOOK_DELIVERY_TTL,
+                )
+            )
+        Delivery.objects.bulk_create(new)
+        if new:
+            count = len(new)
+            transaction.on_commit(lambda: wake_workers(due_count=count))
+    return len(new)
+
+
+def _live_subscriptions(
+    ids: set[uuid.UUID], *, now: datetime
+) -> dict[uuid.UUID, uuid.UUID]:
+    """subscription id -> client id, for the active, unexpired ones."""
+    if not ids:
+        return {}
+    live = Subscription.objects.filter(
+        id__in=ids, status=Subscription.Status.ACTIVE, expires_at__gt=now
+    )
+    return dict(live.values_list("id", "client_id"))
+
+
+def _unfinished_pairs(
+    pairs: list[tuple[uuid.UUID, uuid.UUID]],
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    if not pairs:
+        return set()
+    # The partial index delivery_sub_unfinished serves this lookup.
+    rows = Delivery.objects.filter(
+        subscription_id__in={sid for _, sid in pairs},
+        event_id__in={eid for eid, _ in pairs},
+        status__in=_UNFINISHED,
+    ).values_list("event_id", "subscription_id")
+    return set(rows)
