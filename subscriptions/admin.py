@@ -2,6 +2,7 @@
 the key hash, not the signing secrets, header values or OAuth2 client secret."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -9,6 +10,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from delivery import services as delivery_services
+from events.selectors import list_event_types
 from subscriptions import selectors, services
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
 
@@ -131,23 +134,50 @@ class SubscriptionFilterInline(admin.TabularInline):
         return False
 
 
+class EventTypeListFilter(admin.SimpleListFilter):
+    """Subscriptions listening to an event type (of any or one subtype), from
+    the catalogue: a DISTINCT over every filter row would be slower."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin
+    ) -> list[tuple[str, str]]:
+        return [(t.name, t.name) for t in list_event_types()]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> QuerySet[Subscription]:
+        if not self.value():
+            return queryset
+        # A subquery, not a join, so a subscription is listed once.
+        listening = SubscriptionFilter.objects.filter(event_type=self.value())
+        return queryset.filter(pk__in=listening.values("subscription_id"))
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "client",
+        "destination_host",
         "url",
         "status",
         "consecutive_failures",
-        "created_at",
+        "last_success_at",
         "expires_at",
     )
-    list_filter = ("status", "client")
+    list_filter = (
+        "status",
+        ("client", admin.RelatedFieldListFilter),
+        EventTypeListFilter,
+    )
     search_fields = ("id", "url", "tracking_id")
     list_select_related = ("client",)
     date_hierarchy = "created_at"
     inlines = [SubscriptionFilterInline]
-    actions = ["pause", "resume"]
+    actions = ["pause", "resume", "send_test_event"]
     # Configuration is immutable and secrets are write-only: nothing here is an
     # input, and secret, previous_secret, oauth2_client_secret and headers are
     # not even read-only fields (only header names are shown).
@@ -180,6 +210,19 @@ class SubscriptionAdmin(admin.ModelAdmin):
         # Created through the API, which validates and checks destinations.
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        # The write-only secrets are never shown: do not even decrypt them.
+        return (
+            super()
+            .get_queryset(request)
+            .defer("secret", "previous_secret", "oauth2_client_secret")
+        )
+
+    @admin.display(description="destination host", ordering="url")
+    def destination_host(self, obj: Subscription) -> str:
+        # The API refuses URLs with credentials, so host and port are all there is.
+        return urlsplit(obj.url).netloc or "—"
+
     @admin.display(description="status")
     def effective_status(self, obj: Subscription) -> str:
         return selectors.effective_status(obj, now=timezone.now())
@@ -208,6 +251,19 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 continue
             resumed += 1
         messages.success(request, f"Resumed {resumed} subscription(s).")
+
+    @admin.action(description="Send a test event to the selected subscriptions")
+    def send_test_event(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> None:
+        sent, now = 0, timezone.now()
+        for sub in queryset:
+            # As in the API: an expired webhook is gone for its client.
+            if selectors.effective_status(sub, now=now) == Subscription.Status.EXPIRED:
+                continue
+            delivery_services.send_test_delivery(subscription=sub)
+            sent += 1
+        messages.success(request, f"Sent a test event to {sent} subscription(s).")
 
     def delete_model(self, request: HttpRequest, obj: Subscription) -> None:
         services.delete_subscription(subscription=obj)

@@ -3,12 +3,19 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from delivery import admin_views
 from webhooks_project import errors, health
 
 # The schema and its browser are public: they describe, they expose nothing.
 _public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 
 urlpatterns = [
+    # Before admin/: the admin's catch-all would answer it with a 404.
+    path(
+        "admin/dashboard/",
+        admin.site.admin_view(admin_views.dashboard),
+        name="admin_dashboard",
+    ),
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(**_public), name="schema"),
