@@ -6,8 +6,10 @@ lease), recording.py (the writes of a batch), classification.py and
 backoff.py (policy) and breaker.py. Tasks and views call the rest.
 """
 
+import itertools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -25,6 +27,12 @@ from subscriptions.models import Subscription
 logger = logging.getLogger("webhooks.delivery")
 
 _UNFINISHED = [Delivery.Status.PENDING, Delivery.Status.HELD]
+_FINISHED = [
+    Delivery.Status.SUCCEEDED,
+    Delivery.Status.FAILED,
+    Delivery.Status.EXPIRED,
+    Delivery.Status.CANCELLED,
+]
 TEST_EVENT_TYPE = "TEST"
 # Sweeps touch at most this many rows per statement, so none holds locks long.
 SWEEP_CHUNK = 5000
@@ -217,13 +225,16 @@ def expire_overdue_subscriptions() -> int:
     ).update(status=Subscription.Status.EXPIRED, updated_at=now)
 
 
-def prune_old_attempts() -> int:
-    """Delete attempts older than WEBHOOK_RETENTION_DAYS, in chunks; returns
-    how many."""
-    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+def prune_old_attempts(
+    *, older_than: timedelta | None = None, max_chunks: int | None = SWEEP_MAX_CHUNKS
+) -> int:
+    """Delete attempts older than `older_than` (default WEBHOOK_RETENTION_DAYS)
+    in chunks of SWEEP_CHUNK, at most `max_chunks` of them (None: until none
+    is left); returns how many. Idempotent."""
+    cutoff = timezone.now() - _retention(older_than)
     old = Attempt.objects.filter(at__lt=cutoff)
     deleted = 0
-    for _ in range(SWEEP_MAX_CHUNKS):
+    for _ in _chunk_budget(max_chunks):
         ids = list(old.values_list("id", flat=True)[:SWEEP_CHUNK])
         if not ids:
             break
@@ -231,6 +242,55 @@ def prune_old_attempts() -> int:
         if len(ids) < SWEEP_CHUNK:
             break
     return deleted
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deliveries: int
+    attempts: int
+
+
+def prune_finished_deliveries(
+    *, older_than: timedelta | None = None, max_chunks: int | None = SWEEP_MAX_CHUNKS
+) -> PruneResult:
+    """Delete finished deliveries (succeeded, failed, expired, cancelled) last
+    changed more than `older_than` ago (default WEBHOOK_RETENTION_DAYS) with
+    all their attempts, then every other attempt older than that
+    (prune_old_attempts). Works in chunks of SWEEP_CHUNK deliveries, each in
+    its own transaction, at most `max_chunks` of them per kind of row (None:
+    until none is left). Returns how many rows of each were deleted.
+    Idempotent; a delivery retried meanwhile is no longer finished and stays.
+    """
+    cutoff = timezone.now() - _retention(older_than)
+    old = Delivery.objects.filter(status__in=_FINISHED, updated_at__lt=cutoff)
+    deliveries = attempts = 0
+    for _ in _chunk_budget(max_chunks):
+        with transaction.atomic():
+            # Locked, so retry_delivery (select_for_update) cannot revive a
+            # row between choosing it and deleting it; busy rows wait a turn.
+            ids = list(
+                old.order_by()
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)[:SWEEP_CHUNK]
+            )
+            if not ids:
+                break
+            attempts += Attempt.objects.filter(delivery_id__in=ids).delete()[0]
+            deliveries += Delivery.objects.filter(id__in=ids).delete()[0]
+        if len(ids) < SWEEP_CHUNK:
+            break
+    attempts += prune_old_attempts(older_than=older_than, max_chunks=max_chunks)
+    return PruneResult(deliveries=deliveries, attempts=attempts)
+
+
+def _retention(older_than: timedelta | None) -> timedelta:
+    if older_than is None:
+        return timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
+    return older_than
+
+
+def _chunk_budget(max_chunks: int | None) -> Iterable[int]:
+    return itertools.count() if max_chunks is None else range(max_chunks)
 
 
 def _in_chunks(rows: QuerySet[Delivery], **changes: object) -> int:
