@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from delivery import admin_views
+from delivery.metrics import metrics_view
 from webhooks_project import errors, health
 
 # The schema and its browser are public: they describe, they expose nothing.
@@ -18,6 +19,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(**_public), name="schema"),
     path(
         "api/docs/",

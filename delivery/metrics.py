@@ -1,0 +1,208 @@
+"""`GET /metrics`: Prometheus text, derived from the database at scrape time.
+
+Web, workers and beat are separate processes (and hosts), so a counter one
+worker increments is invisible to the web process that answers the scrape.
+The database sees every process's work, so every figure here is a query,
+each an index range scan (or a count of a small table):
+
+- attempts and their durations over the last WINDOW (the `attempt_at` index):
+  an all-time total would scan the whole Attempt table on every scrape;
+- the due backlog (the `delivery_due` index, counted up to BACKLOG_CAP);
+- in-flight claims (`delivery_due`, between now and now + the lease);
+- subscriptions by status (`subscription_status_expiry`);
+- circuit breakers (one row per destination);
+- events published over the last WINDOW (`event_created`).
+
+Access: with WEBHOOK_METRICS_TOKEN set, `Authorization: Bearer <token>`;
+without it, only clients on loopback or private addresses.
+"""
+
+import hmac
+import ipaddress
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CollectorRegistry,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+
+from delivery.claiming import count_due
+from delivery.models import Attempt, Breaker, Delivery
+from events.models import Event
+from subscriptions.models import Subscription
+from webhooks_project import errors
+
+WINDOW = timedelta(minutes=1)
+# Counting a due backlog stops here: past it the figure says "at least".
+BACKLOG_CAP = 100_000
+# Upper bounds of the duration buckets, in milliseconds (the Attempt column).
+DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+_SKIPPED = Attempt.Outcome.SKIPPED
+
+
+class DeliveryCollector:
+    """Collects the figures of the module docstring, one query each."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = timezone.now()
+        yield from _attempts(since=now - WINDOW)
+        due = GaugeMetricFamily(
+            "webhook_deliveries_due",
+            "Pending deliveries whose next attempt is due now (the backlog), "
+            f"counted up to {BACKLOG_CAP}.",
+        )
+        due.add_metric([], count_due(now=now, cap=BACKLOG_CAP))
+        yield due
+        # A claim moves next_attempt_at to now + lease: claimed rows whose lease
+        # has not run out sit in that range, with a lease token.
+        in_flight = Delivery.objects.filter(
+            status=Delivery.Status.PENDING,
+            next_attempt_at__gt=now,
+            next_attempt_at__lte=now + settings.WEBHOOK_CLAIM_LEASE,
+            lease_token__isnull=False,
+        ).count()
+        yield _gauge(
+            "webhook_deliveries_in_flight",
+            "Deliveries claimed by a worker whose lease has not run out.",
+            in_flight,
+        )
+        yield _subscriptions()
+        yield _breakers(now=now)
+        yield _gauge(
+            "webhook_events_published_last_minute",
+            "Events published in the last minute (counted from the Event table at "
+            "scrape time, so every web process and in-process publisher counts).",
+            Event.objects.filter(created_at__gte=now - WINDOW).count(),
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _attempts(*, since: datetime) -> Iterator[Metric]:
+    sent = ~Q(outcome=_SKIPPED)
+    buckets = {
+        f"le_{bound}": Count("id", filter=sent & Q(duration_ms__lte=bound))
+        for bound in DURATION_BUCKETS_MS
+    }
+    rows = (
+        Attempt.objects.filter(at__gte=since)
+        .order_by()
+        .values("outcome")
+        .annotate(
+            n=Count("id"),
+            sent_n=Count("id", filter=sent),
+            ms=Sum("duration_ms", filter=sent),
+            **buckets,
+        )
+    )
+    by_outcome = dict.fromkeys(Attempt.Outcome.values, 0)
+    cumulative = dict.fromkeys(DURATION_BUCKETS_MS, 0)
+    sent_count = total_ms = 0
+    for row in rows:
+        by_outcome[row["outcome"]] = row["n"]
+        sent_count += row["sent_n"]
+        total_ms += row["ms"] or 0
+        for bound in DURATION_BUCKETS_MS:
+            cumulative[bound] += row[f"le_{bound}"]
+
+    attempts = GaugeMetricFamily(
+        "webhook_attempts_last_minute",
+        "Attempts recorded in the last minute, by outcome (counted from the "
+        "Attempt table at scrape time, so every worker counts; a window keeps "
+        "the scrape an index range scan instead of a count of all attempts).",
+        labels=["outcome"],
+    )
+    for outcome, count in by_outcome.items():
+        attempts.add_metric([outcome], count)
+    yield attempts
+
+    yield GaugeHistogramMetricFamily(
+        "webhook_attempt_duration_last_minute_seconds",
+        "Durations of the requests made in the last minute (skipped attempts "
+        "make none), from the Attempt table at scrape time.",
+        buckets=[
+            *((str(bound / 1000), cumulative[bound]) for bound in DURATION_BUCKETS_MS),
+            ("+Inf", sent_count),
+        ],
+        gsum_value=total_ms / 1000,
+    )
+
+
+def _subscriptions() -> GaugeMetricFamily:
+    counts = dict.fromkeys(Subscription.Status.values, 0)
+    rows = Subscription.objects.order_by().values("status").annotate(n=Count("id"))
+    counts.update({row["status"]: row["n"] for row in rows})
+    family = GaugeMetricFamily(
+        "webhook_subscriptions",
+        "Subscriptions by status (paused: by consecutive failures or an operator).",
+        labels=["status"],
+    )
+    for status, count in counts.items():
+        family.add_metric([status], count)
+    return family
+
+
+def _breakers(*, now: datetime) -> GaugeMetricFamily:
+    counts = Breaker.objects.aggregate(
+        open=Count("id", filter=Q(open_until__gt=now)),
+        half_open=Count("id", filter=Q(open_until__lte=now)),
+    )
+    family = GaugeMetricFamily(
+        "webhook_circuit_breakers",
+        "Destinations whose circuit breaker is open (attempts postponed) or "
+        "half-open (cooldown over, waiting for one probe).",
+        labels=["state"],
+    )
+    for state in ("open", "half_open"):
+        family.add_metric([state], counts[state])
+    return family
+
+
+registry = CollectorRegistry()
+registry.register(DeliveryCollector())
+
+
+def is_allowed(request: HttpRequest) -> tuple[bool, int]:
+    """(allowed, the status to refuse with) under WEBHOOK_METRICS_TOKEN."""
+    token = settings.WEBHOOK_METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token}"
+        return hmac.compare_digest(given.encode(), expected.encode()), 401
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False, 403
+    return address.is_loopback or address.is_private, 403
+
+
+@csrf_exempt  # a POST is a 405 in the envelope, not the CSRF check
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The Prometheus scrape endpoint (GET)."""
+    if request.method not in ("GET", "HEAD"):
+        return errors.method_not_allowed(request, ["GET", "HEAD"])
+    allowed, refusal = is_allowed(request)
+    if not allowed:
+        if refusal == 401:
+            response = JsonResponse(errors.envelope(401), status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        else:
+            reason = (
+                "Metrics are served to loopback and private addresses only; "
+                "set WEBHOOK_METRICS_TOKEN to scrape from elsewhere."
+            )
+            response = JsonResponse(errors.envelope(403, reason), status=403)
+        return response
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
