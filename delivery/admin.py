@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from delivery import services
+from delivery import replay, services
 from delivery.models import Attempt, Breaker, Delivery
 from events.admin import EventAdmin
 from events.models import Event
@@ -135,7 +135,7 @@ class DeliveryAdmin(_ReadOnly):
         "last_error",
     )
     inlines = [AttemptInline]
-    actions = ["retry_deliveries"]
+    actions = ["retry_deliveries", "replay_deliveries"]
     show_full_result_count = False
 
     @admin.action(description="Retry now (fresh TTL)")
@@ -150,6 +150,16 @@ class DeliveryAdmin(_ReadOnly):
         self.message_user(request, f"{retried} deliveries will be sent again.")
         for reason in refused[:20]:
             self.message_user(request, reason, level=messages.WARNING)
+
+    @admin.action(description="Replay (send the event again as a new delivery)")
+    def replay_deliveries(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = replay.replay_deliveries(deliveries=queryset)
+        self.message_user(
+            request,
+            f"{result.created} new deliveries created; {result.skipped} skipped "
+            f"(webhook paused, expired or deleted, a test delivery, or one still "
+            f"unfinished).",
+        )
 
 
 class _FirstDeliveries(BaseInlineFormSet):
