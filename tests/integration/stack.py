@@ -27,6 +27,7 @@ from tests.integration.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 # A schedule fast enough for tests, set through the same variables as production.
 ACCELERATED: dict[str, str] = {
@@ -179,6 +180,28 @@ class Stack:
         ]
         process = self._start(name, args, env)
         process.wait_for_log("beat: Starting...")
+        return process
+
+    def start_web(
+        self, *, port: int, workers: int = 1, threads: int = 4, **env: str
+    ) -> ServiceProcess:
+        """The Procfile's web (gunicorn) on 127.0.0.1:`port`, booted when returned
+        (poll it over HTTP before relying on it: the app loads lazily)."""
+        name = f"web{len(self.processes)}"
+        args = [
+            GUNICORN,
+            "webhooks_project.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "30",
+        ]
+        process = self._start(name, args, env)
+        process.wait_for_log("Booting worker")
         return process
 
     def run_python(self, code: str, *, timeout: float = 30.0, **env: str) -> str:

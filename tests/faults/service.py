@@ -1,0 +1,233 @@
+"""The service under fault: its processes on private servers, talked to over
+HTTP only (publish, create webhooks), its rows read with psycopg2.
+
+    service = FaultService(stack=..., database_url=..., keys=...)
+    service.start_web()
+    webhook_id = service.create_webhook(ledger.url())
+    publisher = service.publisher(count=150, per_second=50).start()
+    ...  # inject the fault
+    settle(service, ledger, publisher, name="worker killed")
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import requests
+
+from tests.faults.ledger import LedgerReceiver
+from tests.faults.servers import free_port
+from tests.integration.stack import ServiceProcess, Stack
+from tests.integration.waiting import wait_until
+
+UNFINISHED = ("pending", "held")
+ENVELOPE_KEYS = {"uuid", "status", "reason"}
+
+
+@dataclass(frozen=True)
+class Keys:
+    publisher: str  # client `platform`, scope publish
+    tenant: str  # client `acme`, scope subscriptions
+
+
+@dataclass
+class FaultService:
+    stack: Stack
+    database_url: str
+    keys: Keys
+    web: ServiceProcess | None = None
+    base_url: str = ""
+
+    def start_web(self) -> ServiceProcess:
+        port = free_port()
+        self.web = self.stack.start_web(port=port)
+        self.base_url = f"http://127.0.0.1:{port}"
+        wait_until(self._healthy, timeout=30, interval=0.1, message="the web process")
+        return self.web
+
+    def create_webhook(self, url: str) -> str:
+        response = requests.post(
+            f"{self.base_url}/api/v1/webhooks",
+            json={"event_groups": ["DELIVERED"], "configuration": {"url": url}},
+            headers={"Authorization": f"Bearer {self.keys.tenant}"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def publisher(self, *, count: int, per_second: float) -> "Publisher":
+        return Publisher(self, count=count, per_second=per_second)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg2.connect(self.database_url, connect_timeout=3) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+        connection.close()
+        return rows
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(f"{self.base_url}/health", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+
+@dataclass
+class Publisher:
+    """A thread POSTing `count` events at about `per_second`. Records the ids
+    answered 202 (the must-arrive ledger), the 503 envelopes, and anything
+    else (an HTML 500, a hang past the timeout) as unexpected."""
+
+    service: FaultService
+    count: int
+    per_second: float
+    accepted: list[str] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    slowest: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "Publisher":
+        self._thread.start()
+        return self
+
+    def join(self) -> "Publisher":
+        # count / rate plus a 10 s timeout per request at most: bounded
+        self._thread.join(timeout=self.count / self.per_second + 120)
+        assert not self._thread.is_alive(), "the publisher did not finish"
+        return self
+
+    def wait_for(self, published: int, timeout: float = 30.0) -> None:
+        """Until `published` answers (of any kind) came back."""
+        wait_until(
+            lambda: self.answered >= published,
+            timeout=timeout,
+            message=f"{published} publish answers",
+        )
+
+    @property
+    def answered(self) -> int:
+        return len(self.accepted) + len(self.refused) + len(self.unexpected)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        session.trust_env = False
+        session.headers["Authorization"] = f"Bearer {self.service.keys.publisher}"
+        url = f"{self.service.base_url}/api/v1/events"
+        started = time.monotonic()
+        for n in range(self.count):
+            # paced on the schedule, not on the answers: a slow answer does
+            # not slow the traffic that follows
+            lag = started + n / self.per_second - time.monotonic()
+            if lag > 0:
+                time.sleep(lag)
+            body = {"type": "DELIVERED", "tenant": "acme", "payload": {"n": n}}
+            sent = time.monotonic()
+            try:
+                response = session.post(url, json=body, timeout=(2, 10))
+            except requests.RequestException as exc:
+                self.unexpected.append(f"#{n}: {exc.__class__.__name__}: {exc}")
+                continue
+            self.slowest = max(self.slowest, time.monotonic() - sent)
+            self._record(n, response)
+
+    def _record(self, n: int, response: requests.Response) -> None:
+        if response.status_code == 202:
+            self.accepted.append(response.json()["id"])
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if (
+            response.status_code == 503
+            and isinstance(body, dict)
+            and ENVELOPE_KEYS <= body.keys()
+            and body["status"] == "503"
+        ):
+            self.refused.append(body)
+        else:
+            self.unexpected.append(
+                f"#{n}: {response.status_code} {response.text[:200]!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    published: int
+    received: int
+    duplicates: int
+    refused: int
+
+
+def settle(
+    service: FaultService,
+    ledger: LedgerReceiver,
+    publisher: Publisher,
+    *,
+    name: str,
+    timeout: float = 60.0,
+) -> Outcome:
+    """The end of every scenario: each 202-answered id received at least once,
+    no delivery left unfinished (none past its TTL), the figures printed."""
+    publisher.join()
+    assert not publisher.unexpected, publisher.unexpected[:5]
+    accepted = publisher.accepted
+    assert accepted, "nothing was published"
+    try:
+        wait_until(
+            lambda: not ledger.missing(accepted),
+            timeout=timeout,
+            interval=0.1,
+            message=f"all {len(accepted)} accepted events to arrive",
+        )
+        wait_until(
+            lambda: not unfinished(service),
+            timeout=30,
+            interval=0.1,
+            message="every delivery to finish",
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}\nmissing: {ledger.missing(accepted)[:10]}\n"
+            f"unfinished: {unfinished(service)[:10]}\n{service.stack.logs()}"
+        ) from None
+    stuck = service.query(
+        "SELECT count(*) FROM delivery_delivery "
+        "WHERE status = ANY(%s) AND expires_at <= now()",
+        list(UNFINISHED),
+    )[0][0]
+    assert stuck == 0
+    statuses = dict(
+        service.query("SELECT status, count(*) FROM delivery_delivery GROUP BY 1")
+    )
+    assert statuses == {"succeeded": len(accepted)}, statuses
+    outcome = Outcome(
+        published=len(accepted),
+        received=len(set(ledger.counts()) & set(accepted)),
+        duplicates=ledger.duplicates(),
+        refused=len(publisher.refused),
+    )
+    print(
+        f"fault {name}: published {outcome.published}, received {outcome.received}, "
+        f"duplicates {outcome.duplicates} (refused with 503: {outcome.refused}, "
+        f"slowest publish {publisher.slowest:.2f} s)"
+    )
+    return outcome
+
+
+def unfinished(service: FaultService) -> list[tuple[Any, ...]]:
+    return service.query(
+        "SELECT id, status, attempts_count, next_attempt_at, lease_token "
+        "FROM delivery_delivery WHERE status = ANY(%s)",
+        list(UNFINISHED),
+    )
+
+
+def attempts(service: FaultService) -> int:
+    return service.query("SELECT count(*) FROM delivery_attempt")[0][0]
