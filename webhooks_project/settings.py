@@ -11,7 +11,7 @@ from pathlib import Path
 
 import environ
 
-from webhooks_project import conf
+from webhooks_project import conf, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WEBHOOK_VAR_DIR", BASE_DIR / "var"))
@@ -172,10 +172,19 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# One JSON object per line by default (what log collectors parse); LOG_FORMAT=text
+# for a human at a terminal.
+LOG_FORMAT = conf.read(E, "LOG_FORMAT", "json", logs.parse_log_format)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "webhooks_project.logs.JsonFormatter"},
+        "text": {"()": "webhooks_project.logs.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
