@@ -195,14 +195,16 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return errors.method_not_allowed(request, ["GET", "HEAD"])
     allowed, refusal = is_allowed(request)
     if not allowed:
-        if refusal == 401:
-            response = JsonResponse(errors.envelope(401), status=401)
-            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        else:
+        reason = None
+        if refusal == 403:
             reason = (
                 "Metrics are served to loopback and private addresses only; "
                 "set WEBHOOK_METRICS_TOKEN to scrape from elsewhere."
             )
-            response = JsonResponse(errors.envelope(403, reason), status=403)
+        body = errors.envelope(refusal, reason)
+        response = JsonResponse(body, status=refusal)
+        if refusal == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        errors.log_error(body, request, response=response)
         return response
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from delivery import breaker, kicks
+from delivery import attempt_log, breaker, kicks
 from delivery.classification import Verdict, classify
 from delivery.http import SendResult
 from delivery.models import Attempt, Delivery
@@ -265,6 +265,7 @@ def _write_rows_postgresql(rows: list[RowUpdate], *, now: datetime) -> set[uuid.
 
 def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -> None:
     attempts = []
+    logged = []
     for item in items:
         number = item.delivery.attempts_count + 1
         if isinstance(item, Sent):
@@ -281,6 +282,7 @@ def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -
                     response_excerpt=result.response_excerpt,
                 )
             )
+            logged.append(item.delivery)
         elif isinstance(item, Skipped):
             attempts.append(
                 Attempt(
@@ -291,8 +293,11 @@ def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -
                     error=f"circuit breaker open for {item.destination}",
                 )
             )
+            logged.append(item.delivery)
     if attempts:
         Attempt.objects.bulk_create(attempts)
+        for delivery, attempt in zip(logged, attempts, strict=True):
+            attempt_log.log_attempt(delivery=delivery, attempt=attempt)
 
 
 def _count_failures(

@@ -11,7 +11,8 @@ import string
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import exceptions, serializers, status
@@ -103,6 +104,16 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    """PostgreSQL is unreachable (down, restarting). A 503, not a 500: the
+    request may be sent again, and an event sent with its `id` is published
+    once even if the commit's answer was the part that got lost."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; try again shortly."
+    default_code = "database_unavailable"
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
@@ -117,6 +128,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        exc = DatabaseUnavailable()
 
     headers: dict[str, str] = {}
     if isinstance(exc, exceptions.APIException):
@@ -134,17 +147,57 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     else:
         code = 500
         body = envelope(500)
-        request = context.get("request")
-        logger.exception(
-            "unhandled error %s on %s %s",
-            body["uuid"],
-            getattr(request, "method", "?"),
-            getattr(request, "path", "?"),
-        )
-    if code >= 500 and code != 500:
-        logger.warning("error %s: %s", body["uuid"], body["reason"])
+    response = Response(body, status=code, headers=headers)
+    log_error(body, context.get("request"), response=response, exc_info=code == 500)
     set_rollback()
-    return Response(body, status=code, headers=headers)
+    return response
+
+
+def log_error(
+    body: dict[str, Any],
+    request: HttpRequest | None,
+    *,
+    response: HttpResponse | None = None,
+    exc_info: bool = False,
+) -> None:
+    """The one log line of an error answer, carrying the envelope's uuid.
+
+    Names the method and path (never the query string) and the invalid field
+    paths, not their messages: a message may echo what was sent, header
+    values included. Marks `response` as logged, so Django's own
+    `django.request` line (without the uuid) is not written as well.
+    """
+    code = int(body["status"])
+    method = getattr(request, "method", "?")
+    path = getattr(request, "path", "?")
+    logger.log(
+        logging.ERROR if code >= 500 else logging.WARNING,
+        "%s %s on %s %s",
+        "unhandled error" if exc_info else "error",
+        body["uuid"],
+        method,
+        path,
+        exc_info=exc_info,
+        extra={
+            "uuid": body["uuid"],
+            "status_code": code,
+            "method": method,
+            "path": path,
+            "fields": sorted(body.get("errors", {})),
+        },
+    )
+    if response is not None:
+        # What django.utils.log.log_response checks to avoid a second line.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+
+
+def _answer(
+    request: HttpRequest, status_code: int, reason: str | None = None
+) -> JsonResponse:
+    body = envelope(status_code, reason)
+    response = JsonResponse(body, status=status_code)
+    log_error(body, request, response=response)
+    return response
 
 
 # Django's own error views (errors raised outside DRF views, unknown URLs),
@@ -152,7 +205,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(envelope(404), status=404)
+    return _answer(request, 404)
 
 
 @csrf_exempt  # else a POST or DELETE to an unknown path is CSRF's HTML 403
@@ -165,7 +218,7 @@ def unknown_url(request: HttpRequest, path: str = "") -> JsonResponse:
 def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
     """CSRF_FAILURE_VIEW: the API authenticates by Bearer key and its views are
     exempt, but a non-API view (e.g. POST /health) still meets the CSRF check."""
-    return JsonResponse(envelope(403, "CSRF verification failed."), status=403)
+    return _answer(request, 403, "CSRF verification failed.")
 
 
 def bad_request(
@@ -173,25 +226,25 @@ def bad_request(
 ) -> JsonResponse:
     # A body over DATA_UPLOAD_MAX_MEMORY_SIZE read outside a DRF view.
     if isinstance(exception, RequestDataTooBig):
-        return JsonResponse(envelope(413), status=413)
-    return JsonResponse(envelope(400), status=400)
+        return _answer(request, 413)
+    return _answer(request, 400)
 
 
 def permission_denied(
     request: HttpRequest, exception: Exception | None = None
 ) -> JsonResponse:
-    return JsonResponse(envelope(403, "Forbidden."), status=403)
+    return _answer(request, 403, "Forbidden.")
 
 
 def method_not_allowed(request: HttpRequest, allowed: list[str]) -> JsonResponse:
-    response = JsonResponse(envelope(405), status=405)
+    response = _answer(request, 405)
     response["Allow"] = ", ".join(allowed)
     return response
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
+    # Called while Django handles the exception: the line carries its traceback.
     body = envelope(500)
-    logger.error(
-        "unhandled error %s on %s %s", body["uuid"], request.method, request.path
-    )
-    return JsonResponse(body, status=500)
+    response = JsonResponse(body, status=500)
+    log_error(body, request, response=response, exc_info=True)
+    return response
