@@ -185,6 +185,9 @@ def is_allowed(request: HttpRequest) -> tuple[bool, int]:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False, 403
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        # A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
+        address = address.ipv4_mapped
     return address.is_loopback or address.is_private, 403
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 
 from delivery import kicks, oauth2, outbound
 from delivery.attempt_log import safe_url
@@ -17,7 +18,8 @@ from tests.factories import ClientFactory, SubscriptionFactory
 from tests.integration.receiver import Receiver, Reply
 from tests.security.conftest import start_receiver, test_ca, tls_files  # noqa: F401
 from tests.security.test_oauth2 import TokenEndpoint
-from webhooks_project.logs import JsonFormatter, TextFormatter
+from webhooks_project import conf
+from webhooks_project.logs import JsonFormatter, TextFormatter, parse_log_format
 
 HEADER_SECRET = "hdr-value-7f3a9c"
 CLIENT_SECRET = "oauth-client-secret-51be"
@@ -182,3 +184,10 @@ def test_logs_are_json_by_default_and_text_on_request():
     )
     text = TextFormatter().format(record)
     assert text.endswith("INFO webhooks.x hello delivery_id=7")
+
+
+def test_log_format_is_json_or_text_and_anything_else_stops_start_up():
+    assert parse_log_format(" JSON ") == "json"
+    assert parse_log_format("text") == "text"
+    with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT='xml'"):
+        conf.read({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "json", parse_log_format)

@@ -137,7 +137,9 @@ def test_with_a_token_set_a_public_client_with_it_is_served(db, settings):
     assert metrics_view(request).status_code == 200
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.0.7"])
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.0.7", "::ffff:127.0.0.1"]
+)
 def test_without_a_token_local_and_private_clients_are_served(db, settings, address):
     settings.WEBHOOK_METRICS_TOKEN = ""
     request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
@@ -148,7 +150,9 @@ def test_without_a_token_local_and_private_clients_are_served(db, settings, addr
     assert b"webhook_deliveries_due" in response.content
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "not-an-ip"]
+)
 def test_without_a_token_a_public_client_is_refused(db, settings, address):
     settings.WEBHOOK_METRICS_TOKEN = ""
     request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
