@@ -171,3 +171,19 @@ def test_other_methods_are_a_405_in_the_envelope(db, settings):
 
     assert response.status_code == 405
     assert response.json()["status"] == "405"
+
+
+def test_a_scrape_is_six_queries_however_much_there_is(
+    subscribe, settings, django_assert_num_queries
+):
+    settings.WEBHOOK_METRICS_TOKEN = ""
+    hook = subscribe("http://127.0.0.1:9/hooks")
+    for _ in range(20):
+        done = make_delivery(hook, status="succeeded")
+        _attempt(done, "ack", 10, timedelta(seconds=1))
+    request = RequestFactory().get("/metrics", REMOTE_ADDR="127.0.0.1")
+
+    with django_assert_num_queries(6):
+        response = metrics_view(request)
+
+    assert b"webhook_attempts_last_minute" in response.content
