@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html
 
 from delivery import services as delivery_services
 from events.selectors import list_event_types
@@ -159,14 +160,13 @@ class EventTypeListFilter(admin.SimpleListFilter):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     list_display = (
-        "id",
+        "short_id",
         "client",
         "destination_host",
         "url",
         "status",
         "consecutive_failures",
         "last_success_at",
-        "expires_at",
     )
     list_filter = (
         "status",
@@ -217,6 +217,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .defer("secret", "previous_secret", "oauth2_client_secret")
         )
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Subscription) -> str:
+        # The full id is in the link and the tooltip; the column stays narrow.
+        return format_html('<span title="{}">{}…</span>', obj.pk, str(obj.pk)[:8])
 
     @admin.display(description="destination host", ordering="url")
     def destination_host(self, obj: Subscription) -> str:

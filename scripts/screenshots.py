@@ -1,0 +1,441 @@
+"""Screenshots of the admin an operator works in, checked as they are taken.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/webhooks_screenshots \\
+        python scripts/screenshots.py [OUT_DIR] [--fresh]
+
+Against the database DATABASE_URL names (created if missing, dropped first
+with --fresh; keep it a throwaway one), it migrates, writes sample data (a
+few clients, webhooks, some paused, events, deliveries with failed and
+retried attempts, an open circuit breaker) and a staff user, starts gunicorn
+with DEBUG=false on a free 127.0.0.1 port, logs in through the admin login
+form in Debian's chromium (driven by playwright) and saves PNGs of the
+subscriptions list, a delivery with its attempts and the dashboard into
+OUT_DIR (default var/screenshots/).
+
+Each page is checked: the text it must show, the admin stylesheet applied
+(the computed style of #header), and no secret anywhere in its HTML. Exits 1
+if any check fails, 2 if the app does not start.
+"""
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/webhooks_screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Recognisable, so a leak into a page is caught by the check.
+HEADER_VALUE = "screenshot-header-value-must-not-show"
+CLIENT_SECRET = "screenshot-oauth2-client-secret-must-not-show"
+STARTUP_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the sample data is, for the checks."""
+
+    username: str
+    password: str
+    failing_delivery_id: str
+    secrets: list[str]
+
+
+@dataclass(frozen=True)
+class Shot:
+    name: str
+    path: str
+    expected: list[str]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", nargs="?", default=str(ROOT / "var/screenshots"))
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop the database and start again"
+    )
+    args = parser.parse_args()
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    _prepare_database(database_url, fresh=args.fresh)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG": "false",
+        "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
+        # Seeding publishes events; no worker runs, so wake-ups go nowhere.
+        "CELERY_BROKER_URL": "memory://",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    os.environ.update(env)
+    sample = _seed()
+    with _web(env) as base_url:
+        failures = _shoot(base_url, sample, out_dir)
+    for failure in failures:
+        print(f"FAIL {failure}", file=sys.stderr)
+    if not failures:
+        print(f"screenshots in {out_dir}")
+    return 1 if failures else 0
+
+
+def _prepare_database(database_url: str, *, fresh: bool) -> None:
+    """Create the database if missing (drop it first if fresh), then migrate."""
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    server = urlunsplit(parts._replace(path="/postgres"))
+    connection = psycopg2.connect(server)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        if fresh:
+            cursor.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+            )
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    connection.close()
+    env = {**os.environ, "DATABASE_URL": database_url, "DEBUG": "false"}
+    for command in (
+        ["migrate", "--noinput", "-v", "0"],
+        ["collectstatic", "--noinput", "-v", "0"],
+    ):
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True
+        )
+
+
+def _seed() -> Sample:
+    """Sample data an operator would recognise, written through the services
+    where they exist; attempt history is written as the workers record it."""
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.db import transaction
+    from django.utils import timezone
+
+    from delivery.models import Attempt, Breaker, Delivery
+    from events.services import publish_event
+    from subscriptions import services
+    from subscriptions.models import Subscription
+
+    password = secrets.token_urlsafe(16)
+    user, _ = User.objects.get_or_create(
+        username="operator", defaults={"is_staff": True, "is_superuser": True}
+    )
+    user.set_password(password)
+    user.save()
+
+    if Subscription.objects.filter(client__name="umbrella").exists():
+        print("FAIL the database has sample data already: use --fresh", file=sys.stderr)
+        raise SystemExit(2)
+    publisher, publisher_key = services.create_api_key(
+        client_name="platform", scopes=["publish"], name="platform publisher"
+    )
+    exposed = [HEADER_VALUE, CLIENT_SECRET, publisher_key]
+    webhooks: list[Subscription] = []
+    plans = [
+        (
+            "acme-logistics",
+            "https://hooks.acme-logistics.example/webhooks",
+            ["DELIVERED", "IN_TRANSIT"],
+        ),
+        (
+            "acme-logistics",
+            "https://erp.acme-logistics.example/in/parcels",
+            ["STATUS_CHANGED"],
+        ),
+        (
+            "globex",
+            "https://api.globex.example/v2/parcel-events",
+            ["DELIVERED", "DEVIATION"],
+        ),
+        ("globex", "https://legacy.globex.example/hook.php", ["DELIVERED"]),
+        ("initech", "https://initech.example/tps/webhook", ["IN_TRANSIT", "DELIVERED"]),
+        ("umbrella", "https://events.umbrella.example/receive", ["DEVIATION"]),
+    ]
+    for client_name, url, groups in plans:
+        client_key, plaintext = services.create_api_key(
+            client_name=client_name, scopes=["subscriptions"], name="integration"
+        )
+        exposed.append(plaintext)
+        sub = services.create_subscription(
+            client=client_key.client,
+            config=services.WebhookConfig(
+                url=url,
+                event_groups=groups,
+                headers=[{"key": "x-api-token", "value": HEADER_VALUE}],
+                oauth2=services.OAuth2Config(
+                    token_url="https://idp.example/oauth/token",
+                    client_id=f"{client_name}-hooks",
+                    client_secret=CLIENT_SECRET,
+                ),
+            ),
+        )
+        exposed.append(sub.secret)
+        webhooks.append(sub)
+
+    now = timezone.now()
+    failing = webhooks[3]
+    Subscription.objects.filter(pk=webhooks[0].pk).update(last_success_at=now)
+    Subscription.objects.filter(pk=webhooks[2].pk).update(
+        last_success_at=now - timedelta(minutes=4), consecutive_failures=2
+    )
+    services.pause_subscription(
+        subscription=webhooks[5], reason="paused by operator: receiver migration"
+    )
+
+    types = [
+        ("DELIVERED", None, "PKG-10043"),
+        ("IN_TRANSIT", None, "PKG-10044"),
+        ("STATUS_CHANGED", "RELEASED", "DECL-2291"),
+        ("DEVIATION", None, "PKG-10045"),
+    ]
+    tenants = ["acme-logistics", "globex", "initech", "umbrella"]
+    with transaction.atomic():
+        # Every tenant gets every type, so each webhook has deliveries.
+        for n in range(len(types) * len(tenants)):
+            event_type, subtype, resource = types[n % len(types)]
+            publish_event(
+                publisher=publisher.client,
+                type=event_type,
+                subtype=subtype,
+                tenant=tenants[n // len(types)],
+                resource_id=f"{resource}-{n}",
+                payload={"parcel": f"{resource}-{n}", "depot": "Rotterdam"},
+            )
+
+    # History, as the workers would have recorded it.
+    for delivery in Delivery.objects.filter(subscription__in=webhooks[:3]):
+        Attempt.objects.create(
+            delivery=delivery,
+            number=1,
+            at=now - timedelta(minutes=20),
+            duration_ms=142,
+            status_code=200,
+            outcome=Attempt.Outcome.ACK,
+            response_excerpt='{"received": true}',
+        )
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Delivery.Status.SUCCEEDED,
+            attempts_count=1,
+            delivered_at=now - timedelta(minutes=20),
+            last_status_code=200,
+            next_attempt_at=None,
+        )
+    failing_delivery = Delivery.objects.filter(subscription=failing).first()
+    if failing_delivery is None:
+        raise SystemExit("the sample events did not reach the failing webhook")
+    history = [
+        (
+            503,
+            Attempt.Outcome.RETRY,
+            30011,
+            "",
+            "<html><body>503 Service Unavailable</body></html>",
+        ),
+        (None, Attempt.Outcome.FAILURE, 10004, "read timeout after 10.0s", ""),
+        (500, Attempt.Outcome.RETRY, 412, "", '{"error": "database is locked"}'),
+        (None, Attempt.Outcome.FAILURE, 3002, "connect timeout after 3.0s", ""),
+    ]
+    for number, (code, outcome, duration, error, excerpt) in enumerate(history, 1):
+        Attempt.objects.create(
+            delivery=failing_delivery,
+            number=number,
+            at=now - timedelta(minutes=40 - number * 8),
+            duration_ms=duration,
+            status_code=code,
+            outcome=outcome,
+            error=error or None,
+            response_excerpt=excerpt or None,
+        )
+    Delivery.objects.filter(pk=failing_delivery.pk).update(
+        attempts_count=len(history),
+        backoff_step=len(history),
+        last_status_code=None,
+        last_error="connect timeout after 3.0s",
+        next_attempt_at=now + timedelta(minutes=10),
+    )
+    Subscription.objects.filter(pk=failing.pk).update(
+        consecutive_failures=4, last_failure_at=now
+    )
+    Breaker.objects.update_or_create(
+        destination="https://legacy.globex.example:443",
+        defaults={
+            "consecutive_failures": 5,
+            "open_until": now + timedelta(seconds=30),
+        },
+    )
+    return Sample(
+        username=user.username,
+        password=password,
+        failing_delivery_id=str(failing_delivery.pk),
+        secrets=exposed + _stored_ciphertexts(),
+    )
+
+
+def _stored_ciphertexts() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT secret, headers, oauth2_client_secret, previous_secret "
+            "FROM subscriptions_subscription"
+        )
+        stored = [value for row in cursor.fetchall() for value in row if value]
+        cursor.execute("SELECT key_hash FROM subscriptions_apikey")
+        stored += [row[0] for row in cursor.fetchall()]
+    return stored
+
+
+@contextmanager
+def _web(env: dict[str, str]) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    web = subprocess.Popen(
+        [str(gunicorn), "webhooks_project.wsgi", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if web.poll() is not None or time.monotonic() > deadline:
+                    print("FAIL the web app did not start", file=sys.stderr)
+                    raise SystemExit(2)
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.terminate()
+        web.wait(timeout=10)
+
+
+def _shoot(base_url: str, sample: Sample, out_dir: Path) -> list[str]:
+    from playwright.sync_api import sync_playwright
+
+    shots = [
+        Shot(
+            "subscriptions",
+            "/admin/subscriptions/subscription/",
+            [
+                "Select subscription to change",
+                "legacy.globex.example",
+                "paused",
+                "destination host",
+                "consecutive failures",
+                "event type",
+            ],
+        ),
+        Shot(
+            "delivery",
+            f"/admin/delivery/delivery/{sample.failing_delivery_id}/change/",
+            [
+                "Attempts",
+                "read timeout after 10.0s",
+                "503 Service Unavailable",
+                "connect timeout after 3.0s",
+                "30011",
+            ],
+        ),
+        Shot(
+            "dashboard",
+            "/admin/dashboard/",
+            [
+                "Dashboard",
+                "attempts in the last hour",
+                "due deliveries",
+                "paused webhooks",
+                "receiver migration",
+                "https://legacy.globex.example:443",
+            ],
+        ),
+    ]
+    failures: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page.set_default_timeout(15_000)
+        page.goto(f"{base_url}/admin/login/?next=/admin/")
+        page.fill("#id_username", sample.username)
+        page.fill("#id_password", sample.password)
+        page.click("input[type=submit]")
+        page.wait_for_load_state()
+        if urlsplit(page.url).path != "/admin/":
+            failures.append(f"login did not reach the admin index ({page.url})")
+        elif "/admin/dashboard/" not in page.content():
+            failures.append("the admin index does not link the dashboard")
+        # The wide lists need the room of the collapsed navigation sidebar.
+        page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+        for shot in shots:
+            page.goto(f"{base_url}{shot.path}")
+            page.wait_for_load_state()
+            failures += [
+                f"{shot.name}: {problem}" for problem in _check(page, shot, sample)
+            ]
+            target = out_dir / f"{shot.name}.png"
+            page.screenshot(path=str(target), full_page=True)
+            print(f"wrote {target}")
+        browser.close()
+    return failures
+
+
+def _check(page: "object", shot: Shot, sample: Sample) -> list[str]:
+    problems = []
+    html = page.content()  # type: ignore[attr-defined]
+    text = page.inner_text("body")  # type: ignore[attr-defined]
+    for expected in shot.expected:
+        # Column headers are upper-cased by the stylesheet.
+        if expected.lower() not in text.lower():
+            problems.append(f"{expected!r} is not on the page")
+    for secret in sample.secrets:
+        if secret in html:
+            problems.append(f"a secret is in the HTML ({secret[:6]}…)")
+    header = page.evaluate(  # type: ignore[attr-defined]
+        "() => { const h = document.querySelector('#header');"
+        " if (!h) return null; const s = getComputedStyle(h);"
+        " return {background: s.backgroundColor, display: s.display}; }"
+    )
+    if header is None:
+        problems.append("there is no #header")
+    elif (
+        header["background"] in ("rgba(0, 0, 0, 0)", "transparent")
+        or header["display"] != "flex"
+    ):
+        problems.append(f"the admin stylesheet is not applied to #header ({header})")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())
