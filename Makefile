@@ -8,8 +8,11 @@ PORT ?= 8000
 # make test runs against PostgreSQL and Redis; override to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# make screenshots drops and recreates this database: keep it a throwaway one.
+SCREENSHOTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks_screenshots
+SCREENSHOTS_DIR ?= var/screenshots
 
-.PHONY: install run test lint bench check-services
+.PHONY: install run test lint bench check-services screenshots
 
 install: $(VENV)/.installed
 
@@ -53,3 +56,8 @@ test: install check-services lint
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Admin screenshots (Debian's chromium, driven by playwright) into $(SCREENSHOTS_DIR).
+screenshots: install
+	DATABASE_URL=$(SCREENSHOTS_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(PY) scripts/screenshots.py $(SCREENSHOTS_DIR) --fresh
