@@ -5,6 +5,7 @@ class DeliveryConfig(AppConfig):
     name = "delivery"
 
     def ready(self) -> None:
-        from delivery import durability
+        from delivery import durability, reconnect
 
         durability.connect()
+        reconnect.connect()

@@ -163,9 +163,10 @@ class Stack:
         process.wait_for_log(" ready.")
         return process
 
-    def start_beat(self, **env: str) -> ServiceProcess:
-        """The Procfile's beat, with its schedule file in a temporary directory."""
-        name = f"beat{len(self.processes)}"
+    def start_beat(self, *, name: str | None = None, **env: str) -> ServiceProcess:
+        """The Procfile's beat, with its schedule file in a temporary directory
+        (the same `name` again reuses the schedule file, as a restart would)."""
+        name = name or f"beat{len(self.processes)}"
         args = [
             CELERY,
             "-A",
