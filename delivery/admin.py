@@ -136,6 +136,10 @@ class DeliveryAdmin(_ReadOnly):
     )
     inlines = [AttemptInline]
     actions = ["retry_deliveries", "replay_deliveries"]
+
+    class Media:
+        css = {"all": ["delivery/admin.css"]}
+
     show_full_result_count = False
 
     @admin.action(description="Retry now (fresh TTL)")
@@ -221,6 +225,10 @@ class EventWithDeliveriesAdmin(EventAdmin):
 
     inlines = [DeliveryInline]
     fields = [*EventAdmin.fields, "all_deliveries"]
+
+    class Media:
+        css = {"all": ["delivery/admin.css"]}
+
     readonly_fields = fields
 
     @admin.display(description="deliveries")
