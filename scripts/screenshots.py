@@ -287,6 +287,10 @@ def _seed() -> Sample:
     Subscription.objects.filter(pk=failing.pk).update(
         consecutive_failures=4, last_failure_at=now
     )
+    # A small backlog, as after a burst the workers have not caught up with.
+    Delivery.objects.filter(subscription=webhooks[4], status="pending").update(
+        next_attempt_at=now - timedelta(minutes=3)
+    )
     Breaker.objects.update_or_create(
         destination="https://legacy.globex.example:443",
         defaults={
