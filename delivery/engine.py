@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from delivery import breaker, http, kicks, outbound
@@ -70,6 +70,7 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     drains without waiting for dispatch_due.
     """
     now = timezone.now()
+    lease_ends = time.monotonic() + settings.WEBHOOK_CLAIM_LEASE.total_seconds()
     _, claimed = claim_due(limit=limit, now=now)
     if not claimed:
         return BatchReport()
@@ -99,8 +100,8 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     for delivery, destination, request in to_send:
         future = http_pool().submit(_send, request, deadline)
         futures[future] = (delivery, destination)
-    record(early, breakers=states, terminal_types=terminal)
-    _drain(futures, states, terminal)
+    _record(early, states, terminal, lease_ends)
+    _drain(futures, states, terminal, lease_ends)
     skipped = sum(isinstance(item, Skipped) for item in early)
     return BatchReport(len(claimed), len(to_send), skipped, len(early) - skipped)
 
@@ -177,6 +178,7 @@ def _drain(
     futures: dict[Future[tuple[datetime, http.SendResult]], tuple[Delivery, str]],
     states: dict[str, breaker.BreakerState],
     terminal: "_TerminalTypes",
+    lease_ends: float,
 ) -> None:
     """Record results as they complete, in small groups."""
     pending = set(futures)
@@ -201,8 +203,35 @@ def _drain(
             or not pending
             or time.monotonic() - first_at >= FLUSH_AFTER
         ):
-            record(buffer, breakers=states, terminal_types=terminal)
+            _record(buffer, states, terminal, lease_ends)
             buffer = []
+
+
+# Pause between tries to write a flush while the database is unreachable.
+RECORD_RETRY_PAUSE = 0.25
+
+
+def _record(
+    items: list[Item],
+    states: dict[str, breaker.BreakerState],
+    terminal: "_TerminalTypes",
+    lease_ends: float,
+) -> None:
+    """record(), tried again while the database is unreachable and the claim
+    lasts: the receivers already have these requests, and a result that is
+    not written is sent again once the lease runs out (a duplicate for each,
+    e.g. on every PostgreSQL restart). After the lease, another worker may
+    have the rows; the error is raised and the lease decides, as before."""
+    while True:
+        try:
+            record(items, breakers=states, terminal_types=terminal)
+            return
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + RECORD_RETRY_PAUSE >= lease_ends:
+                raise
+            logger.warning("database unreachable; writing %d results again", len(items))
+            connection.close()  # the next try connects afresh
+            time.sleep(RECORD_RETRY_PAUSE)
 
 
 class _TerminalTypes:
