@@ -23,6 +23,7 @@ from subscriptions import selectors as subscription_selectors
 from subscriptions.auth import HasSubscriptionsScope
 from subscriptions.models import Subscription
 from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer
+from webhooks_project.ids import parse_public_id
 
 
 def _errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -31,10 +32,10 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 def _uuid(value: str, what: str) -> uuid.UUID:
     # Not a UUID cannot be anyone's id: the same 404 as someone else's.
-    try:
-        return uuid.UUID(value)
-    except ValueError:
+    parsed = parse_public_id(value)
+    if parsed is None:
         raise exceptions.NotFound(f"{what} not found.")
+    return parsed
 
 
 _ID = [OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)]

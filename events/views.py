@@ -1,7 +1,5 @@
 """The events API: publish, the event log, the type catalogue (API.md, "Events")."""
 
-import uuid
-
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,6 +19,7 @@ from events.serializers import (
 )
 from subscriptions.auth import HasPublishScope
 from webhooks_project.errors import ErrorEnvelopeSerializer, PayloadTooLarge
+from webhooks_project.ids import parse_public_id
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -125,9 +124,8 @@ class EventLogView(APIView):
         tags=["events"],
     )
     def get(self, request: Request, event_id: str) -> Response:
-        try:
-            parsed_id = uuid.UUID(event_id)
-        except ValueError:
+        parsed_id = parse_public_id(event_id)
+        if parsed_id is None:
             raise exceptions.NotFound()
         log = selectors.event_log(
             event_id=parsed_id, client=request.user, scopes=request.auth.scopes
