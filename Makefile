@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 SCREENSHOTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks_screenshots
 SCREENSHOTS_DIR ?= var/screenshots
 
-.PHONY: install run test lint bench check-services screenshots
+.PHONY: install run test lint bench check-services screenshots browser
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,13 @@ run: install
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true \
 		DEBUG=$${DEBUG:-true} $(BIN)/honcho start -f Procfile web worker beat
 
+# The screenshot test and `make screenshots` drive Debian's chromium (playwright's
+# own browser download cannot be used); installed when missing and we are root.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium); } || \
+		{ echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
+
 check-services: install
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m tests.check_services
 
@@ -50,7 +57,7 @@ lint: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(PY) manage.py makemigrations --check --dry-run
 
-test: install check-services lint
+test: install browser check-services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -58,6 +65,6 @@ bench: install
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Admin screenshots (Debian's chromium, driven by playwright) into $(SCREENSHOTS_DIR).
-screenshots: install
+screenshots: install browser
 	DATABASE_URL=$(SCREENSHOTS_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(PY) scripts/screenshots.py $(SCREENSHOTS_DIR) --fresh
