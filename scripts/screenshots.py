@@ -257,13 +257,13 @@ def _seed() -> Sample:
     history = [
         (
             503,
-            Attempt.Outcome.RETRY,
-            30011,
+            Attempt.Outcome.FAILURE,
+            211,
             "",
             "<html><body>503 Service Unavailable</body></html>",
         ),
         (None, Attempt.Outcome.FAILURE, 10004, "read timeout after 10.0s", ""),
-        (500, Attempt.Outcome.RETRY, 412, "", '{"error": "database is locked"}'),
+        (429, Attempt.Outcome.RETRY, 38, "", '{"error": "rate limited"}'),
         (None, Attempt.Outcome.FAILURE, 3002, "connect timeout after 3.0s", ""),
     ]
     for number, (code, outcome, duration, error, excerpt) in enumerate(history, 1):
