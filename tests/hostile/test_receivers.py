@@ -1,0 +1,238 @@
+"""Hostile receivers through the real stack (a Celery worker and beat, Redis,
+PostgreSQL): what each one leaves recorded in Attempt and Delivery, and that
+none of them can hold a worker's sender slot or memory. The sender's own
+behaviour against them is unit-tested in tests/security/test_sender.py."""
+
+import socket
+import struct
+
+import pytest
+
+from delivery.models import Delivery
+from tests.integration.receiver import Receiver, Reply
+from tests.integration.support import (
+    attempts_of,
+    create_webhook,
+    publish,
+    wait_for_delivery,
+)
+from tests.security.conftest import read_request_head, settle
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+TIMEOUT_ERROR = "timeout: no response in 1.0 s"
+
+
+def deliver_once(api, url: str) -> tuple[Delivery, list]:
+    """One event to a new webhook at url; the delivery once it is final."""
+    webhook = create_webhook(api, url)
+    event_id, count = publish(api.client_obj)
+    assert count == 1
+    delivery = wait_for_delivery(
+        event_id, webhook["id"], "succeeded", "failed", "expired", timeout=20
+    )
+    return delivery, attempts_of(delivery)
+
+
+def assert_every_attempt_failed_with(attempts, error: str, status_code=None) -> None:
+    assert attempts
+    for attempt in attempts:
+        assert attempt.outcome == "failure"
+        assert attempt.status_code == status_code
+        assert attempt.error == error
+        assert attempt.response_excerpt in (None, "")
+
+
+def vm_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_a_receiver_that_hangs_times_out_and_frees_the_slot_for_healthy_ones(
+    worker, api, start_raw_server
+):
+    def hang(conn, server):
+        read_request_head(conn)
+        server.stop.wait(30)
+
+    hanging = start_raw_server(hang)
+    with Receiver() as healthy:
+        stuck = create_webhook(api, hanging.url("/hooks"))
+        fine = create_webhook(api, healthy.url("/hooks"))
+        # Three events, each to both: more hanging requests than the worker
+        # has sender threads (WEBHOOK_HTTP_CONCURRENCY=2).
+        events = [publish(api.client_obj, payload={"n": n})[0] for n in range(3)]
+
+        healthy.wait_for(3, timeout=20)
+        for event_id in events:
+            wait_for_delivery(event_id, fine["id"], "succeeded", timeout=20)
+        stuck_deliveries = [
+            wait_for_delivery(event_id, stuck["id"], "expired", timeout=20)
+            for event_id in events
+        ]
+
+    assert hanging.accepted >= 3
+    for delivery in stuck_deliveries:
+        attempts = attempts_of(delivery)
+        assert_every_attempt_failed_with(attempts, TIMEOUT_ERROR)
+        assert all(a.duration_ms >= 900 for a in attempts)
+        assert delivery.attempts_count == len(attempts)
+        assert delivery.delivered_at is None
+
+
+def test_a_receiver_trickling_its_headers_times_out(worker, api, start_raw_server):
+    def trickle_headers(conn, server):
+        read_request_head(conn)
+        for byte in HEAD_200 + b"X-Slow: " + b"a" * 1000:
+            if server.stop.wait(0.05):
+                return
+            conn.sendall(bytes([byte]))
+
+    server = start_raw_server(trickle_headers)
+
+    delivery, attempts = deliver_once(api, server.url("/hooks"))
+
+    assert delivery.status == "expired"
+    assert_every_attempt_failed_with(attempts, TIMEOUT_ERROR)
+
+
+def test_a_receiver_trickling_its_body_is_cut_at_the_deadline_keeping_its_2xx(
+    worker, api, start_raw_server
+):
+    def trickle_body(conn, server):
+        read_request_head(conn)
+        conn.sendall(HEAD_200 + b"Content-Length: 100000\r\n\r\nstarted ")
+        while not server.stop.wait(0.05):
+            conn.sendall(b".")
+
+    server = start_raw_server(trickle_body)
+
+    delivery, attempts = deliver_once(api, server.url("/hooks"))
+
+    assert delivery.status == "succeeded"
+    (attempt,) = attempts
+    assert (attempt.outcome, attempt.status_code, attempt.error) == ("ack", 200, None)
+    assert attempt.response_excerpt.startswith("started .")
+
+
+def test_a_50_megabyte_answer_is_capped_and_does_not_grow_the_worker(
+    worker, api, start_raw_server, settings
+):
+    size = 50 * 1024 * 1024
+
+    def flood(conn, server):
+        read_request_head(conn)
+        conn.sendall(HEAD_200 + f"Content-Length: {size}\r\n\r\n".encode())
+        chunk = b"A" * 65536
+        for _ in range(size // len(chunk)):
+            conn.sendall(chunk)
+            server.bytes_sent += len(chunk)
+
+    server = start_raw_server(flood)
+    before = vm_rss_kib(worker.pid)
+
+    delivery, attempts = deliver_once(api, server.url("/hooks"))
+
+    grown_kib = vm_rss_kib(worker.pid) - before
+    assert delivery.status == "succeeded"
+    (attempt,) = attempts
+    assert (attempt.outcome, attempt.status_code, attempt.error) == ("ack", 200, None)
+    cap = settings.WEBHOOK_RESPONSE_EXCERPT_BYTES
+    assert attempt.response_excerpt == "A" * cap
+    assert grown_kib < 10 * 1024, f"worker grew by {grown_kib} KiB"
+    # closed, not drained: most of the 50 MB was never sent
+    assert server.bytes_sent < size // 2
+
+
+def test_invalid_utf8_and_nul_in_the_answer_are_stored_replaced(
+    worker, api, start_raw_server
+):
+    body = b"ok \xff\xfe \x00 cut \xc3"
+
+    def answer(conn, server):
+        read_request_head(conn)
+        conn.sendall(HEAD_200 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+    server = start_raw_server(answer)
+
+    delivery, attempts = deliver_once(api, server.url("/hooks"))
+
+    assert delivery.status == "succeeded"
+    (attempt,) = attempts
+    assert (attempt.outcome, attempt.status_code) == ("ack", 200)
+    assert attempt.response_excerpt == "ok \ufffd\ufffd \ufffd cut \ufffd"
+
+
+def read_whole_request(conn: socket.socket) -> None:
+    """Head and body: a reset sent before the body is in would race the
+    sender's write of it (urllib3 then reads EOF, not the reset)."""
+    data = read_request_head(conn)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
+def test_a_connection_reset_while_waiting_for_the_answer_is_a_failure(
+    worker, api, start_raw_server
+):
+    def reset(conn, server):
+        read_whole_request(conn)
+        # SO_LINGER 0: close with a RST instead of a FIN.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    server = start_raw_server(reset)
+
+    delivery, attempts = deliver_once(api, server.url("/hooks"))
+
+    assert delivery.status == "expired"
+    assert_every_attempt_failed_with(attempts, "connection reset")
+    assert len(attempts) == server.accepted
+
+
+def test_a_tls_handshake_failure_is_a_failure(worker, api, start_raw_server):
+    def not_tls(conn, server):
+        conn.settimeout(2)
+        conn.recv(4096)  # the ClientHello
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    server = start_raw_server(not_tls)
+
+    delivery, attempts = deliver_once(api, server.url("/hooks", scheme="https"))
+
+    assert delivery.status == "expired"
+    assert attempts
+    for attempt in attempts:
+        assert (attempt.outcome, attempt.status_code) == ("failure", None)
+        assert attempt.error.startswith("tls: handshake failed")
+
+
+def test_a_redirect_to_another_host_is_not_followed(worker, api, listener):
+    with Receiver() as receiver:
+        elsewhere = f"http://localhost:{listener.port}/elsewhere"
+        receiver.script("/hooks", Reply(301, b"", headers={"Location": elsewhere}))
+
+        delivery, attempts = deliver_once(api, receiver.url("/hooks"))
+        sent = len(receiver.requests("/hooks"))
+
+    assert delivery.status == "expired"
+    assert attempts
+    for attempt in attempts:
+        assert (attempt.outcome, attempt.status_code) == ("failure", 301)
+        assert attempt.error is None
+    assert sent == len(attempts)
+    settle()  # a stray connection would have been accepted by now
+    assert listener.accepted == 0
