@@ -227,7 +227,9 @@ def _record(
             record(items, breakers=states, terminal_types=terminal)
             return
         except (OperationalError, InterfaceError):
-            if time.monotonic() + RECORD_RETRY_PAUSE >= lease_ends:
+            # Inside a caller's transaction there is nothing to retry alone.
+            late = time.monotonic() + RECORD_RETRY_PAUSE >= lease_ends
+            if late or connection.in_atomic_block:
                 raise
             logger.warning("database unreachable; writing %d results again", len(items))
             connection.close()  # the next try connects afresh

@@ -585,3 +585,29 @@ def test_the_http_pool_is_bounded_by_the_setting(settings, monkeypatch):
 
 def test_subscriptions_status_values_match_what_the_engine_checks():
     assert Subscription.Status.PAUSED == "paused"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_results_are_written_again_when_the_database_was_unreachable(
+    subscribe, receiver, kicked, monkeypatch
+):
+    from django.db import OperationalError
+
+    delivery = make_delivery(subscribe(receiver.url("/hooks")))
+    real_record = engine.record
+    calls: list[int] = []
+
+    def flaky(items, **kwargs):
+        calls.append(len(items))
+        if calls == [0, 1]:  # the flush of the sent request (none settled early)
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_record(items, **kwargs)
+
+    monkeypatch.setattr(engine, "record", flaky)
+    monkeypatch.setattr(engine, "RECORD_RETRY_PAUSE", 0.01)
+    deliver_due_batch(limit=10)
+
+    assert calls == [0, 1, 1]
+    assert reload(delivery).status == "succeeded"
+    assert [a.outcome for a in attempts(delivery)] == ["ack"]
+    assert len(receiver.requests()) == 1
