@@ -13,6 +13,9 @@ from typing import Any
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A worker opens dozens of connections at once; the default backlog of 5
+    # would refuse some, and those failed attempts are the receiver's doing.
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a killed sender resets its connection: expected here

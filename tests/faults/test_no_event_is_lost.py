@@ -7,7 +7,7 @@ except where a request was cut mid-way (a killed worker: at-least-once).
 
 import pytest
 
-from tests.faults.service import attempts, settle
+from tests.faults.service import acknowledged_attempts, settle
 from tests.integration.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -129,7 +129,7 @@ with app.connection_for_write() as connection:
         message="the four copies to run",
     )
     assert outcome.duplicates == 0
-    assert attempts(service) == outcome.published
+    assert acknowledged_attempts(service) == outcome.published
 
 
 def test_killing_and_restarting_beat_loses_no_event(
@@ -165,4 +165,4 @@ def test_two_workers_racing_for_the_same_due_rows_send_each_once(fault_service, 
 
     outcome = settle(service, ledger, publisher, name="two workers racing")
     assert outcome.duplicates == 0
-    assert attempts(service) == outcome.published
+    assert acknowledged_attempts(service) == outcome.published
