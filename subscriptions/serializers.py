@@ -145,6 +145,11 @@ class HeaderSerializer(StrictSerializer):
         if value[:1].isspace():
             # HTTP clients refuse such a value; every attempt would fail.
             raise serializers.ValidationError("must not start with whitespace")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            # HTTP sends header values as ISO-8859-1; every attempt would fail.
+            raise serializers.ValidationError("must be ISO-8859-1 (latin-1) text")
         return value
 
 

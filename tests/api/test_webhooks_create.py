@@ -306,6 +306,12 @@ INVALID = [
         "configuration.headers.0.value",
     ),
     (
+        # HTTP sends header values as ISO-8859-1: every attempt would fail.
+        "header-value-not-latin-1",
+        _headers(("x-a", "token-\U0001f600")),
+        "configuration.headers.0.value",
+    ),
+    (
         "header-value-leading-space",
         _headers(("x-a", " v")),
         "configuration.headers.0.value",
