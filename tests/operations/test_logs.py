@@ -1,8 +1,6 @@
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -11,11 +9,9 @@ from django.core.exceptions import ImproperlyConfigured
 from delivery import kicks, oauth2, outbound
 from delivery.attempt_log import safe_url
 from delivery.services import deliver_due_batch
-from subscriptions.models import Subscription
 from tests.api.support import HEADER_VALUE, assert_envelope, create, new_body
 from tests.delivery.conftest import SECRET, make_delivery
-from tests.factories import ClientFactory, SubscriptionFactory
-from tests.integration.receiver import Receiver, Reply
+from tests.integration.receiver import Reply
 from tests.security.conftest import start_receiver, test_ca, tls_files  # noqa: F401
 from tests.security.test_oauth2 import TokenEndpoint
 from webhooks_project import conf
@@ -24,22 +20,6 @@ from webhooks_project.logs import JsonFormatter, TextFormatter, parse_log_format
 HEADER_SECRET = "hdr-value-7f3a9c"
 CLIENT_SECRET = "oauth-client-secret-51be"
 QUERY_SECRET = "query-token-0d2e"
-
-
-@pytest.fixture
-def subscribe(db) -> Callable[..., Subscription]:
-    def make(url: str, **fields: Any) -> Subscription:
-        fields.setdefault("client", ClientFactory(name="acme"))
-        fields.setdefault("secret", SECRET)
-        return SubscriptionFactory(url=url, **fields)
-
-    return make
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)

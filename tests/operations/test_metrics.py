@@ -1,7 +1,5 @@
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.test import Client as HttpClient
@@ -13,16 +11,6 @@ from delivery.metrics import metrics_view
 from delivery.models import Attempt, Breaker, Delivery
 from subscriptions.models import Subscription
 from tests.delivery.conftest import make_delivery, make_event
-from tests.factories import ClientFactory, SubscriptionFactory
-
-
-@pytest.fixture
-def subscribe(db) -> Callable[..., Subscription]:
-    def make(url: str, **fields: Any) -> Subscription:
-        fields.setdefault("client", ClientFactory(name="acme"))
-        return SubscriptionFactory(url=url, **fields)
-
-    return make
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

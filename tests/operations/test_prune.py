@@ -1,7 +1,5 @@
-from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
-from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -9,20 +7,7 @@ from django.utils import timezone
 
 from delivery import services
 from delivery.models import Attempt, Delivery
-from subscriptions.models import Subscription
 from tests.delivery.conftest import make_delivery
-from tests.factories import ClientFactory, SubscriptionFactory
-
-
-@pytest.fixture
-def subscribe(db) -> Callable[..., Subscription]:
-    """subscribe(url, **fields) -> a subscription of client `acme`."""
-
-    def make(url: str, **fields: Any) -> Subscription:
-        fields.setdefault("client", ClientFactory(name="acme"))
-        return SubscriptionFactory(url=url, **fields)
-
-    return make
 
 
 def _run(*args: str) -> str:

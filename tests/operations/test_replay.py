@@ -1,7 +1,5 @@
-from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
-from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -12,18 +10,6 @@ from delivery.models import Delivery
 from delivery.replay import ReplayResult, replay_deliveries
 from subscriptions.models import Subscription
 from tests.delivery.conftest import make_delivery
-from tests.factories import ClientFactory, SubscriptionFactory
-
-
-@pytest.fixture
-def subscribe(db) -> Callable[..., Subscription]:
-    """subscribe(url, **fields) -> a subscription of client `acme`."""
-
-    def make(url: str, **fields: Any) -> Subscription:
-        fields.setdefault("client", ClientFactory(name="acme"))
-        return SubscriptionFactory(url=url, **fields)
-
-    return make
 
 
 @pytest.fixture
