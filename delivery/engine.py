@@ -61,6 +61,9 @@ class BatchReport:
 # out is not sent: the row may be claimed again by then, and two workers must
 # never send the same attempt at once.
 NOT_SENT = http.SendResult(None, 0, error="not sent: the claim ran out while queued")
+# Nor is one whose delivery's TTL ran out while it waited: no attempt is ever
+# made after a delivery's expiry.
+EXPIRED_WHILE_QUEUED = http.SendResult(None, 0, error="not sent: expired while queued")
 
 
 def deliver_due_batch(*, limit: int) -> BatchReport:
@@ -98,7 +101,7 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     futures: dict[Future[tuple[datetime, http.SendResult]], tuple[Delivery, str]]
     futures = {}
     for delivery, destination, request in to_send:
-        future = http_pool().submit(_send, request, deadline)
+        future = http_pool().submit(_send, request, deadline, delivery.expires_at)
         futures[future] = (delivery, destination)
     _record(early, states, terminal, lease_ends)
     _drain(futures, states, terminal, lease_ends)
@@ -158,7 +161,7 @@ def _build(delivery: Delivery, *, now: datetime) -> http.OutboundRequest | None:
 
 
 def _send(
-    request: http.OutboundRequest | None, deadline: float
+    request: http.OutboundRequest | None, deadline: float, expires_at: datetime
 ) -> tuple[datetime, http.SendResult]:
     """Runs on a sender thread: no database work here."""
     started = timezone.now()
@@ -166,6 +169,8 @@ def _send(
         return started, http.SendResult(None, 0, error="cannot build the request")
     if time.monotonic() > deadline:
         return started, NOT_SENT
+    if started >= expires_at:
+        return started, EXPIRED_WHILE_QUEUED
     try:
         return started, http.send(request)
     except Exception as exc:  # send() promises not to raise; a bug must not leak
@@ -196,6 +201,8 @@ def _drain(
             started, result = future.result()
             if result is NOT_SENT:
                 buffer.append(Settled(delivery, Delivery.Status.PENDING))
+            elif result is EXPIRED_WHILE_QUEUED:
+                buffer.append(Settled(delivery, Delivery.Status.EXPIRED))
             else:
                 buffer.append(Sent(delivery, started, result, destination))
         if buffer and (

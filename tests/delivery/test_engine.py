@@ -410,6 +410,27 @@ def test_a_request_that_could_outlive_its_lease_is_released_unsent(
     assert receiver.requests() == []
 
 
+def test_a_request_still_queued_when_its_ttl_runs_out_expires_unsent(
+    subscribe, receiver, kicked, monkeypatch
+):
+    delivery = make_delivery(
+        subscribe(receiver.url("/hooks")),
+        expires_at=timezone.now() + timedelta(milliseconds=300),
+    )
+    real_build = engine._build
+
+    def slow_build(delivery, *, now):
+        time.sleep(0.4)  # claimed before the TTL, reaching a sender after it
+        return real_build(delivery, now=now)
+
+    monkeypatch.setattr(engine, "_build", slow_build)
+    deliver_due_batch(limit=10)
+    delivery = reload(delivery)
+    assert (delivery.status, delivery.attempts_count) == ("expired", 0)
+    assert attempts(delivery) == []
+    assert receiver.requests() == []
+
+
 def test_a_sender_that_raises_is_recorded_as_a_failure(
     subscribe, receiver, kicked, monkeypatch
 ):
