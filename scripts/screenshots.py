@@ -372,7 +372,7 @@ def _shoot(base_url: str, sample: Sample, out_dir: Path) -> list[str]:
                 "read timeout after 10.0s",
                 "503 Service Unavailable",
                 "connect timeout after 3.0s",
-                "30011",
+                "rate limited",
             ],
         ),
         Shot(

@@ -19,7 +19,11 @@ import redis
 
 from tests.integration.waiting import wait_until
 
-RUN_AS: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+# runuser lives in /usr/sbin, which a minimal PATH may leave out.
+_RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+RUN_AS: list[str] = (
+    [_RUNUSER or "runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+)
 
 
 def free_port() -> int:
