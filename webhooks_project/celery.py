@@ -4,8 +4,18 @@ import os
 from typing import Any
 
 from celery import Celery
+from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhooks_project.settings")
+
+# kombu 5.7's Redis channel, closed after the broker connection was lost,
+# pushes its unacked messages back through a client it can no longer build
+# (AttributeError on the released connection), which Celery treats as an
+# unrecoverable error: the worker exits instead of reconnecting (found by
+# tests/faults, Redis stopped while publishing). Restoring them at close is
+# not needed here: an unacked wake-up is redelivered after the visibility
+# timeout, and dispatch_due finds every due row anyway.
+kombu_redis.QoS.restore_at_shutdown = False
 
 app = Celery("webhooks")
 app.config_from_object("django.conf:settings", namespace="CELERY")
