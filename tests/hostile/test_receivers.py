@@ -16,7 +16,7 @@ from tests.integration.support import (
     publish,
     wait_for_delivery,
 )
-from tests.security.conftest import read_request_head, settle
+from tests.security.conftest import read_request_head, read_whole_request, settle
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -165,23 +165,6 @@ def test_invalid_utf8_and_nul_in_the_answer_are_stored_replaced(
     (attempt,) = attempts
     assert (attempt.outcome, attempt.status_code) == ("ack", 200)
     assert attempt.response_excerpt == "ok \ufffd\ufffd \ufffd cut \ufffd"
-
-
-def read_whole_request(conn: socket.socket) -> None:
-    """Head and body: a reset sent before the body is in would race the
-    sender's write of it (urllib3 then reads EOF, not the reset)."""
-    data = read_request_head(conn)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return
-        body += chunk
 
 
 def test_a_connection_reset_while_waiting_for_the_answer_is_a_failure(

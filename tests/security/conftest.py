@@ -240,6 +240,23 @@ def read_request_head(conn: socket.socket, limit: float = 5.0) -> bytes:
     return data
 
 
+def read_whole_request(conn: socket.socket) -> None:
+    """Head and body: a reset sent before the body is in would race the
+    sender's write of it (urllib3 then reads EOF, not the reset)."""
+    data = read_request_head(conn)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 @pytest.fixture
 def listener(start_raw_server) -> RawServer:
     """A TCP listener on 127.0.0.1 that only counts the connections it gets."""

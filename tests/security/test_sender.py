@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from delivery.http import OutboundRequest, send
-from tests.security.conftest import read_request_head, settle
+from tests.security.conftest import read_request_head, read_whole_request, settle
 
 HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 
@@ -136,7 +136,7 @@ def test_a_multibyte_character_cut_by_the_cap_is_dropped(start_receiver, setting
 
 def test_a_connection_reset_is_reported_as_such(start_raw_server):
     def reset(conn, server):
-        read_request_head(conn)
+        read_whole_request(conn)
         # SO_LINGER 0: close with a RST instead of a FIN.
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
