@@ -3,19 +3,36 @@
 import os
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webhooks_project.settings")
 
-# kombu 5.7's Redis channel, closed after the broker connection was lost,
-# pushes its unacked messages back through a client it can no longer build
-# (AttributeError on the released connection), which Celery treats as an
-# unrecoverable error: the worker exits instead of reconnecting (found by
-# tests/faults, Redis stopped while publishing). Restoring them at close is
-# not needed here: an unacked wake-up is redelivered after the visibility
-# timeout, and dispatch_due finds every due row anyway.
+# kombu 5.7's Redis channel, used after its broker connection was released
+# (Redis went away), builds a new client from that connection and raises
+# AttributeError, which Celery treats as an unrecoverable error: the worker
+# exits instead of reconnecting (found by tests/faults, Redis stopped while
+# publishing; seen at channel close and at a late ack). Two changes make it a
+# broker error Celery recovers from:
+# - unacked wake-ups are not restored when a channel closes: they are
+#   redelivered after the visibility timeout, and dispatch_due finds every
+#   due row anyway;
+# - a channel without a connection raises redis' ConnectionError, a
+#   connection error kombu and Celery handle (reconnect, log a failed ack).
 kombu_redis.QoS.restore_at_shutdown = False
+_connparams = kombu_redis.Channel._connparams
+
+
+def _connparams_of_a_live_connection(
+    channel: kombu_redis.Channel, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    if channel.connection is None or channel.connection.client is None:
+        raise redis.exceptions.ConnectionError("the broker connection was released")
+    return _connparams(channel, *args, **kwargs)
+
+
+kombu_redis.Channel._connparams = _connparams_of_a_live_connection
 
 app = Celery("webhooks")
 app.config_from_object("django.conf:settings", namespace="CELERY")
