@@ -16,11 +16,16 @@ from tests.integration.support import (
     publish,
     wait_for_delivery,
 )
-from tests.security.conftest import read_request_head, read_whole_request, settle
+from tests.security.conftest import (
+    HEAD_200,
+    flood_of,
+    read_request_head,
+    read_whole_request,
+    settle,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 TIMEOUT_ERROR = "timeout: no response in 1.0 s"
 
 
@@ -124,15 +129,7 @@ def test_a_50_megabyte_answer_is_capped_and_does_not_grow_the_worker(
 ):
     size = 50 * 1024 * 1024
 
-    def flood(conn, server):
-        read_request_head(conn)
-        conn.sendall(HEAD_200 + f"Content-Length: {size}\r\n\r\n".encode())
-        chunk = b"A" * 65536
-        for _ in range(size // len(chunk)):
-            conn.sendall(chunk)
-            server.bytes_sent += len(chunk)
-
-    server = start_raw_server(flood)
+    server = start_raw_server(flood_of(size))
     before = vm_rss_kib(worker.pid)
 
     delivery, attempts = deliver_once(api, server.url("/hooks"))

@@ -257,6 +257,24 @@ def read_whole_request(conn: socket.socket) -> None:
         body += chunk
 
 
+HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+
+
+def flood_of(size: int) -> Callable[[socket.socket, RawServer], None]:
+    """A raw-server handler answering 200 with a `size`-byte body, counting
+    what it sent in server.bytes_sent."""
+
+    def flood(conn: socket.socket, server: RawServer) -> None:
+        read_request_head(conn)
+        conn.sendall(HEAD_200 + f"Content-Length: {size}\r\n\r\n".encode())
+        chunk = b"A" * 65536
+        for _ in range(size // len(chunk)):
+            conn.sendall(chunk)
+            server.bytes_sent += len(chunk)
+
+    return flood
+
+
 @pytest.fixture
 def listener(start_raw_server) -> RawServer:
     """A TCP listener on 127.0.0.1 that only counts the connections it gets."""

@@ -11,9 +11,13 @@ from datetime import timedelta
 import pytest
 
 from delivery.http import OutboundRequest, send
-from tests.security.conftest import read_request_head, read_whole_request, settle
-
-HEAD_200 = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+from tests.security.conftest import (
+    HEAD_200,
+    flood_of,
+    read_request_head,
+    read_whole_request,
+    settle,
+)
 
 
 @pytest.fixture
@@ -88,15 +92,7 @@ def test_a_50_megabyte_answer_is_read_only_up_to_the_excerpt_cap(
     settings.WEBHOOK_RESPONSE_EXCERPT_BYTES = 4096
     size = 50 * 1024 * 1024
 
-    def flood(conn, server):
-        read_request_head(conn)
-        conn.sendall(HEAD_200 + f"Content-Length: {size}\r\n\r\n".encode())
-        chunk = b"A" * 65536
-        for _ in range(size // len(chunk)):
-            conn.sendall(chunk)
-            server.bytes_sent += len(chunk)
-
-    server = start_raw_server(flood)
+    server = start_raw_server(flood_of(size))
 
     tracemalloc.start()
     try:
