@@ -97,7 +97,16 @@ def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
     )
 
 
-def create_deliveries(*, event: Event, subscriptions: QuerySet[Subscription]) -> int:
+@dataclass(frozen=True)
+class CreatedDeliveries:
+    total: int
+    # Of which pending and due now (the rest are held): what wake-ups are for.
+    due: int
+
+
+def create_deliveries(
+    *, event: Event, subscriptions: QuerySet[Subscription]
+) -> CreatedDeliveries:
     """Insert one Delivery per subscription for the event; return how many.
 
     Deliveries to paused subscriptions are created `held`, the others
@@ -128,16 +137,17 @@ def create_deliveries(*, event: Event, subscriptions: QuerySet[Subscription]) ->
             )
         )
     Delivery.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
+    due = sum(row.status == Delivery.Status.PENDING for row in rows)
+    return CreatedDeliveries(total=len(rows), due=due)
 
 
 def _insert_deliveries_postgresql(
     event: Event, chosen: QuerySet, expires_at: datetime
-) -> int:
+) -> CreatedDeliveries:
     try:
         select_sql, select_params = chosen.query.sql_with_params()
     except EmptyResultSet:  # e.g. .none(): nothing can match
-        return 0
+        return CreatedDeliveries(total=0, due=0)
     table = connection.ops.quote_name(Delivery._meta.db_table)
     now = timezone.now()
     sql = (
@@ -149,7 +159,8 @@ def _insert_deliveries_postgresql(
         "CASE WHEN s.status = %s THEN %s ELSE %s END, 0, 0, "
         "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
         "%s, %s, %s, NULL, NULL, '' "
-        f"FROM (SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s"
+        f"FROM (SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s "
+        "RETURNING status"
     )
     paused = Subscription.Status.PAUSED
     params = [
@@ -167,7 +178,9 @@ def _insert_deliveries_postgresql(
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        statuses = [row[0] for row in cursor.fetchall()]
+    due = statuses.count(Delivery.Status.PENDING)
+    return CreatedDeliveries(total=len(statuses), due=due)
 
 
 def wake_workers(*, due_count: int) -> None:

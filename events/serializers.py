@@ -8,8 +8,11 @@ from rest_framework import serializers
 from events.models import Event
 from events.selectors import EventLog
 from subscriptions.models import Client
+from subscriptions.serializers import StrictListField, StrictSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The most events one POST /batch/api/v1/events takes.
+BATCH_MAX = 1000
 
 
 def _max_length(model: type, field: str) -> int:
@@ -129,6 +132,32 @@ class PublishedEventSerializer(serializers.Serializer):
     deliveries = serializers.IntegerField(
         help_text="Deliveries created (for a repeat: those of the existing event)."
     )
+
+
+class PublishEventBatchSerializer(StrictSerializer):
+    """The body of POST /batch/api/v1/events: `{"events": [event, …]}`, each
+    event as the body of POST /api/v1/events (its `id` for idempotency)."""
+
+    default_error_messages = {"invalid": "the body must be a JSON object"}
+
+    events = StrictListField(
+        child=PublishEventSerializer(),
+        min_length=1,
+        max_length=BATCH_MAX,
+        allow_empty=False,
+        help_text=f"1–{BATCH_MAX} events, published all or none.",
+    )
+
+
+class PublishedBatchItemSerializer(PublishedEventSerializer):
+    created = serializers.BooleanField(
+        help_text="false: already published under this id; nothing was created."
+    )
+
+
+class PublishedBatchSerializer(serializers.Serializer):
+    events = PublishedBatchItemSerializer(many=True, help_text="In request order.")
+    deliveries = serializers.IntegerField(help_text="Deliveries created in all.")
 
 
 class EventDeliverySerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """Publishing: an event and its fan-out, written in one transaction."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ class PublishError(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        # In a batch (publish_events): the position of the failing event.
+        self.index: int | None = None
 
 
 class InvalidEvent(PublishError):
@@ -46,22 +49,15 @@ class PublishResult:
     # Created by this call, or (created=False) the existing event's count.
     deliveries: int
     created: bool
+    # Deliveries created pending and due now (held ones are not).
+    due: int = 0
 
 
-def publish_event(
-    *,
-    publisher: Client,
-    type: str,
-    payload: dict[str, Any],
-    subtype: str | None = None,
-    resource_id: str | None = None,
-    resource_url: str | None = None,
-    user_id: str | None = None,
-    tenant: str | None = None,
-    occurred_at: datetime | None = None,
-    idempotency_key: str | None = None,
-) -> PublishResult:
+def publish_event(*, publisher: Client, **fields: Any) -> PublishResult:
     """Publish an event: insert it and one delivery per matching subscription.
+
+    `fields` are those of one event: type, payload, and optionally subtype,
+    resource_id, resource_url, user_id, tenant, occurred_at, idempotency_key.
 
     The event and its deliveries are written in one transaction (joining the
     caller's, if any); workers are woken when it commits, and a broker that is
@@ -76,6 +72,65 @@ def publish_event(
     field over its length) or EventTooLarge (payload over
     WEBHOOK_MAX_PAYLOAD_BYTES once serialised).
     """
+    return publish_events(publisher=publisher, events=[fields])[0]
+
+
+def publish_events(
+    *, publisher: Client, events: Sequence[dict[str, Any]]
+) -> list[PublishResult]:
+    """Publish several events in one transaction, all or none; one result each,
+    in order. Each event is published as by publish_event (same fields, same
+    idempotency); the workers are woken once, for all of them, on commit.
+
+    A PublishError names the failing event in `index`; nothing is written then.
+    """
+    lookups = _Lookups()
+    with transaction.atomic():
+        results = []
+        for index, fields in enumerate(events):
+            try:
+                results.append(_publish(publisher, lookups, **fields))
+            except PublishError as exc:
+                exc.index = index
+                raise
+        due = sum(result.due for result in results)
+        if due:
+            transaction.on_commit(lambda: wake_workers(due_count=due))
+    return results
+
+
+class _Lookups:
+    """The catalogue rows and tenants one call looked up, so a batch asks once."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, EventType | None] = {}
+        self.tenants: dict[str, Client | None] = {}
+
+    def event_type(self, name: str) -> EventType | None:
+        if name not in self.types:
+            self.types[name] = EventType.objects.filter(name=name).first()
+        return self.types[name]
+
+    def tenant(self, name: str) -> Client | None:
+        if name not in self.tenants:
+            self.tenants[name] = Client.objects.filter(name=name).first()
+        return self.tenants[name]
+
+
+def _publish(
+    publisher: Client,
+    lookups: _Lookups,
+    *,
+    type: str,
+    payload: dict[str, Any],
+    subtype: str | None = None,
+    resource_id: str | None = None,
+    resource_url: str | None = None,
+    user_id: str | None = None,
+    tenant: str | None = None,
+    occurred_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> PublishResult:
     if idempotency_key is not None:
         _check_text("id", idempotency_key)
         existing = find_published_event(
@@ -94,52 +149,49 @@ def publish_event(
     ):
         if value is not None:
             _check_text(field, value)
-    _check_type(type, subtype)
+    _check_type(lookups.event_type(type), type, subtype)
     _check_payload(payload)
     tenant_client = None
     if tenant is not None:
-        tenant_client = Client.objects.filter(name=tenant).first()
+        tenant_client = lookups.tenant(tenant)
         if tenant_client is None:
             raise InvalidEvent("tenant", f"no tenant named {tenant!r}")
 
     now = timezone.now()
-    with transaction.atomic():
-        try:
-            # A savepoint: losing the race on the idempotency key must leave the
-            # caller's transaction usable.
-            with transaction.atomic():
-                event = Event.objects.create(
-                    publisher=publisher,
-                    idempotency_key=idempotency_key,
-                    tenant=tenant_client,
-                    type=type,
-                    subtype=subtype,
-                    resource_id=resource_id,
-                    resource_url=resource_url,
-                    user_id=user_id,
-                    payload=payload,
-                    occurred_at=occurred_at or now,
-                    created_at=now,
-                )
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            existing = find_published_event(
-                publisher=publisher, idempotency_key=idempotency_key
+    try:
+        # A savepoint when there is a key: losing the race on it must leave the
+        # caller's transaction usable. Without a key there is no race to lose.
+        with transaction.atomic(savepoint=idempotency_key is not None):
+            event = Event.objects.create(
+                publisher=publisher,
+                idempotency_key=idempotency_key,
+                tenant=tenant_client,
+                type=type,
+                subtype=subtype,
+                resource_id=resource_id,
+                resource_url=resource_url,
+                user_id=user_id,
+                payload=payload,
+                occurred_at=occurred_at or now,
+                created_at=now,
             )
-            if existing is None:
-                raise
-            return _repeat_of(existing)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        existing = find_published_event(
+            publisher=publisher, idempotency_key=idempotency_key
+        )
+        if existing is None:
+            raise
+        return _repeat_of(existing)
 
-        subscriptions = matching_subscriptions(event)
-        created = 0
-        if not isinstance(subscriptions, EmptyQuerySet):
-            created = create_deliveries(event=event, subscriptions=subscriptions)
-        if created:
-            due = count_deliveries(event=event, due_only=True)
-            if due:
-                transaction.on_commit(lambda: wake_workers(due_count=due))
-    return PublishResult(event=event, deliveries=created, created=True)
+    subscriptions = matching_subscriptions(event)
+    if isinstance(subscriptions, EmptyQuerySet):
+        return PublishResult(event=event, deliveries=0, created=True)
+    created = create_deliveries(event=event, subscriptions=subscriptions)
+    return PublishResult(
+        event=event, deliveries=created.total, created=True, due=created.due
+    )
 
 
 def _repeat_of(event: Event) -> PublishResult:
@@ -161,12 +213,11 @@ def _check_text(field: str, value: str) -> None:
         raise InvalidEvent(field, "may not contain the NUL character")
 
 
-def _check_type(type: str, subtype: str | None) -> None:
+def _check_type(event_type: EventType | None, type: str, subtype: str | None) -> None:
     if type == RESERVED_TYPE:
         raise InvalidEvent(
             "type", f"{RESERVED_TYPE} is reserved for the webhook test endpoint"
         )
-    event_type = EventType.objects.filter(name=type).first()
     if event_type is None:
         raise InvalidEvent("type", f"unknown event type {type!r}")
     if subtype is not None and subtype not in (event_type.subtypes or []):

@@ -5,6 +5,11 @@ from events import views
 urlpatterns = [
     path("api/v1/events", views.PublishEventView.as_view(), name="events-publish"),
     path(
+        "batch/api/v1/events",
+        views.PublishEventBatchView.as_view(),
+        name="events-publish-batch",
+    ),
+    path(
         "api/v1/events/<str:event_id>",
         views.EventLogView.as_view(),
         name="events-detail",

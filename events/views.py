@@ -14,7 +14,9 @@ from events.serializers import (
     IDEMPOTENCY_HEADER,
     EventLogSerializer,
     EventTypeSerializer,
+    PublishedBatchSerializer,
     PublishedEventSerializer,
+    PublishEventBatchSerializer,
     PublishEventSerializer,
 )
 from subscriptions.auth import HasPublishScope
@@ -75,29 +77,95 @@ class PublishEventView(APIView):
             context={"idempotency_header": request.headers.get(IDEMPOTENCY_HEADER)},
         )
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            result = services.publish_event(
-                publisher=request.user,
-                type=data["type"],
-                payload=data["payload"],
-                subtype=data.get("subtype"),
-                resource_id=data.get("resource_id"),
-                resource_url=data.get("resource_url"),
-                user_id=data.get("user_id"),
-                tenant=data.get("tenant"),
-                occurred_at=data.get("occurred_at"),
-                idempotency_key=data["idempotency_key"],
-            )
-        except services.EventTooLarge as exc:
-            raise PayloadTooLarge(f"{exc.field}: {exc.message}")
-        except services.InvalidEvent as exc:
-            raise exceptions.ValidationError({exc.field: [exc.message]})
+        [result] = _publish(request, [serializer.validated_data])
         body = PublishedEventSerializer(
             {"id": result.event.id, "deliveries": result.deliveries}
         ).data
-        code = status.HTTP_202_ACCEPTED if result.created else status.HTTP_200_OK
-        return Response(body, status=code)
+        return Response(body, status=_status_of([result]))
+
+
+class PublishEventBatchView(APIView):
+    permission_classes = [HasPublishScope]
+    throttle_scope = "publish"
+
+    @extend_schema(
+        operation_id="publish_events_batch",
+        summary="Publish several events at once",
+        description=(
+            "Each event as in POST /api/v1/events, all or none, in one "
+            "transaction; an error names the event by its position "
+            "(`events.3.type`). Idempotency is per event, by its `id`. Answers "
+            "202 if any event was created, 200 if every one was a repeat."
+        ),
+        request=PublishEventBatchSerializer,
+        responses={
+            202: OpenApiResponse(PublishedBatchSerializer, "Published."),
+            200: OpenApiResponse(
+                PublishedBatchSerializer, "Every event was already published."
+            ),
+            400: _error("Invalid batch or event (or an Idempotency-Key header)."),
+            401: _UNAUTHORIZED,
+            403: _error("The key lacks the `publish` scope."),
+            413: _error(
+                "The body is over WEBHOOK_MAX_REQUEST_BYTES, or a payload "
+                "over WEBHOOK_MAX_PAYLOAD_BYTES."
+            ),
+            415: _error("The body is not application/json."),
+            429: _THROTTLED,
+        },
+        tags=["events"],
+    )
+    def post(self, request: Request) -> Response:
+        if request.headers.get(IDEMPOTENCY_HEADER) is not None:
+            raise exceptions.ValidationError(
+                {IDEMPOTENCY_HEADER: ["not taken by a batch; give each event an id"]}
+            )
+        serializer = PublishEventBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        results = _publish(request, serializer.validated_data["events"], batch=True)
+        body = PublishedBatchSerializer(
+            {
+                "events": [
+                    {"id": r.event.id, "deliveries": r.deliveries, "created": r.created}
+                    for r in results
+                ],
+                "deliveries": sum(r.deliveries for r in results if r.created),
+            }
+        ).data
+        return Response(body, status=_status_of(results))
+
+
+def _publish(
+    request: Request, events: list[dict], *, batch: bool = False
+) -> list[services.PublishResult]:
+    """Validated event bodies -> publish_events(); its errors as the API's."""
+    fields = [
+        {
+            "type": data["type"],
+            "payload": data["payload"],
+            "subtype": data.get("subtype"),
+            "resource_id": data.get("resource_id"),
+            "resource_url": data.get("resource_url"),
+            "user_id": data.get("user_id"),
+            "tenant": data.get("tenant"),
+            "occurred_at": data.get("occurred_at"),
+            "idempotency_key": data["idempotency_key"],
+        }
+        for data in events
+    ]
+    try:
+        return services.publish_events(publisher=request.user, events=fields)
+    except services.PublishError as exc:
+        path = f"events.{exc.index}.{exc.field}" if batch else exc.field
+        if isinstance(exc, services.EventTooLarge):
+            raise PayloadTooLarge(f"{path}: {exc.message}")
+        raise exceptions.ValidationError({path: [exc.message]})
+
+
+def _status_of(results: list[services.PublishResult]) -> int:
+    if any(result.created for result in results):
+        return status.HTTP_202_ACCEPTED
+    return status.HTTP_200_OK
 
 
 class EventLogView(APIView):

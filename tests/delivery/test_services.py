@@ -28,7 +28,7 @@ class TestCreateDeliveries:
         created = services.create_deliveries(
             event=event, subscriptions=Subscription.objects.all()
         )
-        assert created == 2
+        assert created == services.CreatedDeliveries(total=2, due=1)
         rows = {d.subscription_id: d for d in Delivery.objects.filter(event=event)}
         assert rows[active.id].status == "pending"
         assert rows[active.id].next_attempt_at == event.created_at
@@ -49,7 +49,8 @@ class TestCreateDeliveries:
         event = make_event(subscription.client)
         twice = Subscription.objects.filter(filters__event_type="STATUS_CHANGED")
         assert twice.count() == 2
-        assert services.create_deliveries(event=event, subscriptions=twice) == 1
+        created = services.create_deliveries(event=event, subscriptions=twice)
+        assert created.total == 1
         assert Delivery.objects.filter(event=event).count() == 1
 
     def test_nothing_matching_creates_nothing(self, subscribe, sql_path):
@@ -57,7 +58,7 @@ class TestCreateDeliveries:
         assert (
             services.create_deliveries(
                 event=event, subscriptions=Subscription.objects.none()
-            )
+            ).total
             == 0
         )
 
@@ -72,7 +73,7 @@ class TestCreateDeliveries:
             created = services.create_deliveries(
                 event=event, subscriptions=Subscription.objects.filter(client=client)
             )
-        assert created == 50
+        assert created == services.CreatedDeliveries(total=50, due=50)
 
 
 class TestClaiming:
