@@ -74,6 +74,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="publishing threads, each with its own pooled session",
     )
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=100,
+        help="events per publish request: POST /batch/api/v1/events with up to "
+        "this many (1: one POST /api/v1/events per event)",
+    )
+    parser.add_argument(
         "--dead-timeout",
         default="2s",
         help="WEBHOOK_TIMEOUT for the dead-endpoint scenario",
@@ -137,9 +144,15 @@ def _notes(args: argparse.Namespace, sizes) -> list[str]:
         "WEBHOOK_THROTTLE_RATE; every scenario on a fresh clone of a migrated database."
         + (f" Extra env: {' '.join(args.env)}." if args.env else ""),
         f"Publishing: {args.publishers} threads in the bench process, each with its "
-        "own pooled requests.Session, POST /api/v1/events (public events, each "
-        f"matching one of {sizes.webhooks} trackingId webhooks; fan-out: one tenant "
-        "event). Latency runs from just before the POST to the sink's receipt.",
+        "own pooled requests.Session, "
+        + (
+            f"POST /batch/api/v1/events with {args.batch} events per request"
+            if args.batch > 1
+            else "POST /api/v1/events, one event per request"
+        )
+        + f" (public events, each matching one of {sizes.webhooks} trackingId "
+        "webhooks; fan-out and idle: one event per POST /api/v1/events). Latency "
+        "runs from just before the POST to the sink's receipt.",
         "Sustained: deliveries/s between the 10th and 90th percentile completion "
         "(ramp-up and tail left out). 1b drain: the events are published with the "
         "worker stopped, then it starts: the delivery path without publishing load.",
@@ -225,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             publisher_key=keys[PUBLISHER],
             log_dir=log_dir,
             publishers=args.publishers,
+            batch=args.batch,
             env_extra=env_extra,
         )
         for number in range(1, runs + 1):

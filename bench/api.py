@@ -44,10 +44,15 @@ class Published:
 
 
 class Api:
-    def __init__(self, base_url: str, key: str, *, timeout: float = 30) -> None:
+    def __init__(
+        self, base_url: str, key: str, *, timeout: float = 30, batch: int = 1
+    ) -> None:
         self.base_url = base_url
         self.key = key
         self.timeout = timeout
+        # publish_many: events per request (1: POST /api/v1/events each;
+        # more: POST /batch/api/v1/events with up to this many).
+        self.batch = batch
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -110,6 +115,27 @@ class Api:
             paths=paths,
         )
 
+    def publish_batch(
+        self, events: Sequence[tuple[int, dict, Sequence[str]]]
+    ) -> list[Published]:
+        """(index, event, paths) triples in one POST /batch/api/v1/events."""
+        sent = time.time()
+        body = {"events": [event for _, event, _ in events]}
+        status, answer = self.call("POST", "/batch/api/v1/events", body, ok=(200, 202))
+        answered = time.time()
+        return [
+            Published(
+                index=index,
+                sent=sent,
+                answered=answered,
+                status=status,
+                event_id=str(item["id"]),
+                deliveries=item["deliveries"],
+                paths=paths,
+            )
+            for (index, _, paths), item in zip(events, answer["events"], strict=True)
+        ]
+
     def publish_many(
         self,
         events: Sequence[tuple[dict, Sequence[str]]],
@@ -117,14 +143,22 @@ class Api:
         threads: int,
         deadline: float,
     ) -> list[Published]:
-        """Publish (event, expected sink paths) pairs from `threads` threads."""
-        indexed = list(enumerate(events))
-        return _parallel(
-            lambda item: self.publish(item[1][0], index=item[0], paths=item[1][1]),
-            indexed,
-            threads,
-            deadline,
-        )
+        """Publish (event, expected sink paths) pairs from `threads` threads,
+        `self.batch` events per request."""
+        indexed = [(n, event, paths) for n, (event, paths) in enumerate(events)]
+        if self.batch <= 1:
+            return _parallel(
+                lambda item: self.publish(item[1], index=item[0], paths=item[2]),
+                indexed,
+                threads,
+                deadline,
+            )
+        chunks = [
+            indexed[start : start + self.batch]
+            for start in range(0, len(indexed), self.batch)
+        ]
+        answers = _parallel(self.publish_batch, chunks, threads, deadline)
+        return [item for answer in answers for item in answer]
 
 
 def _parallel(work: Callable, items: Sequence, threads: int, deadline: float) -> list:

@@ -107,6 +107,7 @@ class Context:
     publisher_key: str
     log_dir: Path
     publishers: int
+    batch: int = 1  # events per publish request
     env_extra: dict[str, str] = field(default_factory=dict)
     # Start-up and shutdown times of the last stack, for the JSON details.
     timings: dict[str, float] = field(default_factory=dict)
@@ -148,7 +149,7 @@ class Context:
             running = Running(
                 stack=stack,
                 subscriber=Api(stack.base_url, self.subscriber_key),
-                publisher=Api(stack.base_url, self.publisher_key),
+                publisher=Api(stack.base_url, self.publisher_key, batch=self.batch),
                 sink=self.sink,
             )
             if "worker" in processes:

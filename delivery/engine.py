@@ -29,7 +29,7 @@ logger = logging.getLogger("webhooks.delivery")
 
 # Results are written in groups of at most this many, or after this long, so
 # one slow receiver does not hold back the others' writes.
-FLUSH_SIZE = 25
+FLUSH_SIZE = 100
 FLUSH_AFTER = 0.05
 
 _pool: ThreadPoolExecutor | None = None

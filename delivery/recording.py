@@ -1,7 +1,7 @@
 """Recording what happened to claimed deliveries: one short transaction per flush.
 
 A flush writes, for a group of claimed deliveries:
-- the Attempt rows (bulk_create), also for a result whose lease was lost;
+- the Attempt rows (one INSERT), also for a result whose lease was lost;
 - each delivery's new state, guarded by its lease_token (a delivery someone
   else reclaimed, cancelled or expired meanwhile is left alone);
 - each subscription's failure counter once (pausing it, and holding its
@@ -295,9 +295,51 @@ def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -
             )
             logged.append(item.delivery)
     if attempts:
-        Attempt.objects.bulk_create(attempts)
+        _insert_attempts(attempts)
         for delivery, attempt in zip(logged, attempts, strict=True):
             attempt_log.log_attempt(delivery=delivery, attempt=attempt)
+
+
+_ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "number",
+    "at",
+    "duration_ms",
+    "status_code",
+    "outcome",
+    "error",
+    "response_excerpt",
+)
+
+
+def _insert_attempts(attempts: list[Attempt]) -> None:
+    if connection.vendor != "postgresql":
+        Attempt.objects.bulk_create(attempts)
+        return
+    # One plain INSERT: bulk_create's per-object preparation was a tenth of a
+    # busy worker's CPU. The ids are not needed afterwards.
+    table = connection.ops.quote_name(Attempt._meta.db_table)
+    row = "(" + ", ".join(["%s"] * len(_ATTEMPT_COLUMNS)) + ")"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(_ATTEMPT_COLUMNS)}) "
+        f"VALUES {', '.join([row] * len(attempts))}"
+    )
+    params = [
+        value
+        for attempt in attempts
+        for value in (
+            attempt.delivery_id,
+            attempt.number,
+            attempt.at,
+            attempt.duration_ms,
+            attempt.status_code,
+            attempt.outcome,
+            attempt.error,
+            attempt.response_excerpt,
+        )
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _count_failures(
