@@ -8,7 +8,7 @@ backoff.py (policy) and breaker.py. Tasks and views call the rest.
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -115,39 +115,67 @@ def create_deliveries(
     Call inside the publish transaction, then wake_workers() on commit.
     On PostgreSQL this is one INSERT … SELECT, however many subscriptions match.
     """
-    expires_at = event.created_at + settings.WEBHOOK_DELIVERY_TTL
+    return create_deliveries_for(events=[event], subscriptions=subscriptions)[event.id]
+
+
+def create_deliveries_for(
+    *, events: Sequence[Event], subscriptions: QuerySet[Subscription]
+) -> dict[UUID, CreatedDeliveries]:
+    """create_deliveries() for several events published together (the same
+    created_at) that reach the same subscriptions; one entry per event. On
+    PostgreSQL still one INSERT … SELECT, for all of them."""
+    published_at = events[0].created_at
+    if any(event.created_at != published_at for event in events):
+        raise ValueError("events published together share their created_at")
+    expires_at = published_at + settings.WEBHOOK_DELIVERY_TTL
     chosen = subscriptions.order_by().values("id", "client_id", "status")
     if connection.vendor == "postgresql":
-        return _insert_deliveries_postgresql(event, chosen, expires_at)
-    seen: set[UUID] = set()
+        rows = _insert_deliveries_postgresql(events, chosen, published_at, expires_at)
+    else:
+        rows = _insert_deliveries_portable(events, chosen, published_at, expires_at)
+    created = {event.id: CreatedDeliveries(total=0, due=0) for event in events}
+    for event_id, status in rows:
+        counts = created[event_id]
+        due = counts.due + (status == Delivery.Status.PENDING)
+        created[event_id] = CreatedDeliveries(total=counts.total + 1, due=due)
+    return created
+
+
+def _insert_deliveries_portable(
+    events: Sequence[Event],
+    chosen: QuerySet,
+    published_at: datetime,
+    expires_at: datetime,
+) -> list[tuple[UUID, str]]:
+    targets = {row["id"]: row for row in chosen}.values()  # each one once
     rows = []
-    for row in chosen:
-        if row["id"] in seen:
-            continue
-        seen.add(row["id"])
-        paused = row["status"] == Subscription.Status.PAUSED
-        rows.append(
-            Delivery(
-                event_id=event.id,
-                subscription_id=row["id"],
-                client_id=row["client_id"],
-                status=Delivery.Status.HELD if paused else Delivery.Status.PENDING,
-                next_attempt_at=None if paused else event.created_at,
-                expires_at=expires_at,
+    for event in events:
+        for target in targets:
+            paused = target["status"] == Subscription.Status.PAUSED
+            rows.append(
+                Delivery(
+                    event_id=event.id,
+                    subscription_id=target["id"],
+                    client_id=target["client_id"],
+                    status=Delivery.Status.HELD if paused else Delivery.Status.PENDING,
+                    next_attempt_at=None if paused else published_at,
+                    expires_at=expires_at,
+                )
             )
-        )
     Delivery.objects.bulk_create(rows, batch_size=2000)
-    due = sum(row.status == Delivery.Status.PENDING for row in rows)
-    return CreatedDeliveries(total=len(rows), due=due)
+    return [(row.event_id, row.status) for row in rows]
 
 
 def _insert_deliveries_postgresql(
-    event: Event, chosen: QuerySet, expires_at: datetime
-) -> CreatedDeliveries:
+    events: Sequence[Event],
+    chosen: QuerySet,
+    published_at: datetime,
+    expires_at: datetime,
+) -> list[tuple[UUID, str]]:
     try:
         select_sql, select_params = chosen.query.sql_with_params()
     except EmptyResultSet:  # e.g. .none(): nothing can match
-        return CreatedDeliveries(total=0, due=0)
+        return []
     table = connection.ops.quote_name(Delivery._meta.db_table)
     now = timezone.now()
     sql = (
@@ -155,32 +183,31 @@ def _insert_deliveries_postgresql(
         "status, attempts_count, backoff_step, next_attempt_at, lease_token, "
         "expires_at, created_at, updated_at, delivered_at, last_status_code, "
         "last_error) "
-        "SELECT gen_random_uuid(), %s, s.id, s.client_id, %s, "
+        "SELECT gen_random_uuid(), e.id, s.id, s.client_id, %s, "
         "CASE WHEN s.status = %s THEN %s ELSE %s END, 0, 0, "
         "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
         "%s, %s, %s, NULL, NULL, '' "
-        f"FROM (SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s "
-        "RETURNING status"
+        "FROM unnest(%s::uuid[]) AS e (id) CROSS JOIN "
+        f"(SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s "
+        "RETURNING event_id, status"
     )
     paused = Subscription.Status.PAUSED
     params = [
-        event.id,
         Delivery.Kind.EVENT,
         paused,
         Delivery.Status.HELD,
         Delivery.Status.PENDING,
         paused,
-        event.created_at,
+        published_at,
         expires_at,
         now,
         now,
+        [str(event.id) for event in events],
         *select_params,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        statuses = [row[0] for row in cursor.fetchall()]
-    due = statuses.count(Delivery.Status.PENDING)
-    return CreatedDeliveries(total=len(statuses), due=due)
+        return cursor.fetchall()
 
 
 def wake_workers(*, due_count: int) -> None:

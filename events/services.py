@@ -1,7 +1,8 @@
 """Publishing: an event and its fan-out, written in one transaction."""
 
 import json
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models.query import EmptyQuerySet
 from django.utils import timezone
 
-from delivery.services import create_deliveries, wake_workers
+from delivery.services import (
+    CreatedDeliveries,
+    create_deliveries,
+    create_deliveries_for,
+    wake_workers,
+)
 from events.models import Event, EventType
 from events.selectors import (
     count_deliveries,
@@ -80,22 +86,96 @@ def publish_events(
 ) -> list[PublishResult]:
     """Publish several events in one transaction, all or none; one result each,
     in order. Each event is published as by publish_event (same fields, same
-    idempotency); the workers are woken once, for all of them, on commit.
+    idempotency; a key repeated within the batch is a repeat of its first
+    event); the workers are woken once, for all of them, on commit.
 
     A PublishError names the failing event in `index`; nothing is written then.
     """
     lookups = _Lookups()
     with transaction.atomic():
-        results = []
-        for index, fields in enumerate(events):
-            try:
-                results.append(_publish(publisher, lookups, **fields))
-            except PublishError as exc:
-                exc.index = index
+        try:
+            # A savepoint: losing a race on an idempotency key to another
+            # publisher must leave the transaction usable for the retry below.
+            with transaction.atomic():
+                results = _publish_together(publisher, lookups, events)
+        except IntegrityError:
+            if all(fields.get("idempotency_key") is None for fields in events):
                 raise
+            # Someone else committed one of the keys meanwhile: one at a time,
+            # each finding its repeat (rare: the cost does not matter).
+            results = [
+                _indexed(index, _publish, publisher, lookups, **fields)
+                for index, fields in enumerate(events)
+            ]
         due = sum(result.due for result in results)
         if due:
             transaction.on_commit(lambda: wake_workers(due_count=due))
+    return results
+
+
+def _indexed(index: int, publish: Callable[..., Any], *args: Any, **kwargs: Any):
+    """publish(*args, **kwargs), its PublishError marked with the event's index."""
+    try:
+        return publish(*args, **kwargs)
+    except PublishError as exc:
+        exc.index = index
+        raise
+
+
+def _publish_together(
+    publisher: Client, lookups: "_Lookups", events: Sequence[dict[str, Any]]
+) -> list[PublishResult]:
+    # One INSERT for the events, one INSERT … SELECT of deliveries per distinct
+    # routing (tenant, resource, type, subtype): a batch of 1,000 events about
+    # 20 resources costs about 25 statements, not 4,000.
+    keys = [(n, f.get("idempotency_key")) for n, f in enumerate(events)]
+    keys = [(n, key) for n, key in keys if key is not None]
+    for index, key in keys:
+        _indexed(index, _check_text, "id", key)
+    existing = {}
+    if keys:
+        earlier = Event.objects.filter(
+            publisher=publisher, idempotency_key__in={key for _, key in keys}
+        )
+        existing = {event.idempotency_key: event for event in earlier}
+
+    now = timezone.now()
+    results: list[PublishResult | None] = [None] * len(events)
+    new: list[tuple[int, Event]] = []
+    first_of: dict[str, int] = {}  # key -> index of its first event in the batch
+    for index, fields in enumerate(events):
+        key = fields.get("idempotency_key")
+        if key in existing:
+            results[index] = _repeat_of(existing[key])
+        elif key is None or key not in first_of:
+            event = _indexed(index, _new_event, publisher, lookups, now=now, **fields)
+            new.append((index, event))
+            if key is not None:
+                first_of[key] = index
+    Event.objects.bulk_create([event for _, event in new])
+
+    routes: dict[tuple, list[Event]] = defaultdict(list)
+    for _, event in new:
+        route = (event.tenant_id, event.resource_id, event.type, event.subtype)
+        routes[route].append(event)
+    created: dict[Any, CreatedDeliveries] = {}
+    for group in routes.values():
+        subscriptions = matching_subscriptions(group[0])
+        if not isinstance(subscriptions, EmptyQuerySet):
+            created.update(
+                create_deliveries_for(events=group, subscriptions=subscriptions)
+            )
+    for index, event in new:
+        counts = created.get(event.id, CreatedDeliveries(total=0, due=0))
+        results[index] = PublishResult(
+            event=event, deliveries=counts.total, created=True, due=counts.due
+        )
+    for index, fields in enumerate(events):
+        if results[index] is None:  # a key repeated within the batch
+            first = results[first_of[fields["idempotency_key"]]]
+            results[index] = PublishResult(
+                event=first.event, deliveries=first.deliveries, created=False
+            )
     return results
 
 
@@ -117,10 +197,11 @@ class _Lookups:
         return self.tenants[name]
 
 
-def _publish(
+def _new_event(
     publisher: Client,
     lookups: _Lookups,
     *,
+    now: datetime,
     type: str,
     payload: dict[str, Any],
     subtype: str | None = None,
@@ -130,15 +211,8 @@ def _publish(
     tenant: str | None = None,
     occurred_at: datetime | None = None,
     idempotency_key: str | None = None,
-) -> PublishResult:
-    if idempotency_key is not None:
-        _check_text("id", idempotency_key)
-        existing = find_published_event(
-            publisher=publisher, idempotency_key=idempotency_key
-        )
-        if existing is not None:
-            return _repeat_of(existing)
-
+) -> Event:
+    """The checked, unsaved Event of one event's fields (PublishError if not)."""
     for field, value in (
         ("type", type),
         ("subtype", subtype),
@@ -156,35 +230,41 @@ def _publish(
         tenant_client = lookups.tenant(tenant)
         if tenant_client is None:
             raise InvalidEvent("tenant", f"no tenant named {tenant!r}")
+    return Event(
+        publisher=publisher,
+        idempotency_key=idempotency_key,
+        tenant=tenant_client,
+        type=type,
+        subtype=subtype,
+        resource_id=resource_id,
+        resource_url=resource_url,
+        user_id=user_id,
+        payload=payload,
+        occurred_at=occurred_at or now,
+        created_at=now,
+    )
 
-    now = timezone.now()
+
+def _publish(publisher: Client, lookups: _Lookups, **fields: Any) -> PublishResult:
+    """One event on its own, in a savepoint when it has a key: losing the race
+    on the key to another publisher returns that publisher's event."""
+    key = fields.get("idempotency_key")
+    if key is not None:
+        _check_text("id", key)
+        existing = find_published_event(publisher=publisher, idempotency_key=key)
+        if existing is not None:
+            return _repeat_of(existing)
+    event = _new_event(publisher, lookups, now=timezone.now(), **fields)
     try:
-        # A savepoint when there is a key: losing the race on it must leave the
-        # caller's transaction usable. Without a key there is no race to lose.
-        with transaction.atomic(savepoint=idempotency_key is not None):
-            event = Event.objects.create(
-                publisher=publisher,
-                idempotency_key=idempotency_key,
-                tenant=tenant_client,
-                type=type,
-                subtype=subtype,
-                resource_id=resource_id,
-                resource_url=resource_url,
-                user_id=user_id,
-                payload=payload,
-                occurred_at=occurred_at or now,
-                created_at=now,
-            )
+        with transaction.atomic(savepoint=key is not None):
+            event.save(force_insert=True)
     except IntegrityError:
-        if idempotency_key is None:
+        if key is None:
             raise
-        existing = find_published_event(
-            publisher=publisher, idempotency_key=idempotency_key
-        )
+        existing = find_published_event(publisher=publisher, idempotency_key=key)
         if existing is None:
             raise
         return _repeat_of(existing)
-
     subscriptions = matching_subscriptions(event)
     if isinstance(subscriptions, EmptyQuerySet):
         return PublishResult(event=event, deliveries=0, created=True)

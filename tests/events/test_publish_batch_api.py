@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from delivery.models import Delivery
 from events.models import Event
+from events.services import publish_events
 
 URL = "/batch/api/v1/events"
 
@@ -162,3 +163,30 @@ def test_an_idempotency_key_header_is_refused(publisher_api):
 
 def test_the_publish_scope_is_needed(api):
     _error(_post(api, {"events": [{"type": "DELIVERED"}]}), 403)
+
+
+def test_a_batch_costs_statements_per_route_not_per_event(
+    platform, subscribe, django_assert_max_num_queries
+):
+    for n in range(5):
+        subscribe("acme", created_at=_earlier(), tracking_id=f"PKG{n}")
+    events = [
+        {"type": "DELIVERED", "resource_id": f"PKG{n % 5}", "payload": {"n": n}}
+        for n in range(500)
+    ]
+
+    # The type lookup, one INSERT of the events, one INSERT … SELECT per
+    # resource, and two savepoints (the test's transaction holds the outer one).
+    with django_assert_max_num_queries(11):
+        results = publish_events(publisher=platform, events=events)
+
+    assert [result.deliveries for result in results] == [1] * 500
+    assert Delivery.objects.count() == 500
+    for n in range(5):
+        # Each delivery goes to the webhook tracking its event's resource.
+        assert (
+            Delivery.objects.filter(
+                subscription__tracking_id=f"PKG{n}", event__resource_id=f"PKG{n}"
+            ).count()
+            == 100
+        )

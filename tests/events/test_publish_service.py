@@ -235,7 +235,7 @@ def test_two_racing_publishes_with_one_key_create_one_event(subscribe, monkeypat
         finally:
             connections.close_all()
 
-    original = events.services.create_deliveries
+    original = events.services.create_deliveries_for
 
     def create_deliveries_after_the_race(**kwargs):
         if threading.current_thread() is thread_1:
@@ -245,7 +245,7 @@ def test_two_racing_publishes_with_one_key_create_one_event(subscribe, monkeypat
         return original(**kwargs)
 
     monkeypatch.setattr(
-        events.services, "create_deliveries", create_deliveries_after_the_race
+        events.services, "create_deliveries_for", create_deliveries_after_the_race
     )
     thread_1 = threading.Thread(target=publish, args=("first",))
     thread_2 = threading.Thread(target=publish, args=("second",))
