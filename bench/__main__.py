@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="publishing threads, each with its own pooled session",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes (copies of the Procfile's worker line; one per core)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=100,
@@ -137,8 +143,8 @@ def _run_scenario(name: str, ctx: Context, args: argparse.Namespace) -> dict:
 
 def _notes(args: argparse.Namespace, sizes) -> list[str]:
     return [
-        "Stack: the Procfile's web (bound to 127.0.0.1), worker and beat lines run "
-        "by bash with PORT, "
+        "Stack: the Procfile's web (bound to 127.0.0.1), worker "
+        f"(×{args.workers}) and beat lines run by bash with PORT, "
         "DATABASE_URL (wh_bench), REDIS_URL (db 5), "
         "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true, LOG_LEVEL=WARNING, a high "
         "WEBHOOK_THROTTLE_RATE; every scenario on a fresh clone of a migrated database."
@@ -239,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             log_dir=log_dir,
             publishers=args.publishers,
             batch=args.batch,
+            workers=args.workers,
             env_extra=env_extra,
         )
         for number in range(1, runs + 1):

@@ -108,6 +108,7 @@ class Context:
     log_dir: Path
     publishers: int
     batch: int = 1  # events per publish request
+    workers: int = 1  # copies of the Procfile's worker
     env_extra: dict[str, str] = field(default_factory=dict)
     # Start-up and shutdown times of the last stack, for the JSON details.
     timings: dict[str, float] = field(default_factory=dict)
@@ -140,7 +141,12 @@ class Context:
             var_dir=log_dir / "var",
             extra={**self.env_extra, **(extra_env or {})},
         )
-        stack = Stack(env=env, log_dir=log_dir, port=procs.free_port())
+        stack = Stack(
+            env=env,
+            log_dir=log_dir,
+            port=procs.free_port(),
+            scale={"worker": self.workers},
+        )
         started = time.monotonic()
         try:
             stack.start(*processes)

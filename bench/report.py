@@ -96,12 +96,12 @@ def figures(sizes) -> list[Figure]:
         ),
         Figure(
             "backlog.cpu_pct",
-            f"6 backlog {sizes.backlog_rows:,}: idle CPU worker+beat",
+            f"6 backlog {sizes.backlog_rows:,}: idle CPU workers+beat",
             "% of a core",
             "< 5%",
             lambda v, r: v < 5,
         ),
-        Figure("backlog.cpu_worker_pct", "6 backlog: idle CPU worker", "% of a core"),
+        Figure("backlog.cpu_worker_pct", "6 backlog: idle CPU workers", "% of a core"),
         Figure("backlog.cpu_beat_pct", "6 backlog: idle CPU beat", "% of a core"),
         Figure(
             "backlog.dispatch_ms",
@@ -117,7 +117,7 @@ def figures(sizes) -> list[Figure]:
             "yes",
             lambda v, r: bool(v),
         ),
-        Figure("memory.peak_rss_mb", "7 memory: worker peak RSS over 1", "MiB"),
+        Figure("memory.peak_rss_mb", "7 memory: workers' summed peak RSS", "MiB"),
         Figure(
             "memory.growth_pct",
             "7 memory: RSS first → last quarter",

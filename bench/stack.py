@@ -174,15 +174,24 @@ def base_env(
 
 
 class Stack:
-    """The Procfile's processes for one scenario."""
+    """The Procfile's processes for one scenario; `scale` runs several copies
+    of a process type (as `heroku ps:scale worker=2` would)."""
 
-    def __init__(self, *, env: dict[str, str], log_dir: Path, port: int) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        log_dir: Path,
+        port: int,
+        scale: dict[str, int] | None = None,
+    ) -> None:
         self.env = {**env, "PORT": str(port)}
         self.log_dir = log_dir
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.commands = procfile_commands()
-        self.processes: dict[str, object] = {}
+        self.scale = scale or {}
+        self.processes: dict[str, list] = {}
 
     def start(self, *names: str) -> None:
         for name in names:
@@ -190,12 +199,20 @@ class Stack:
                 raise StackError(f"the Procfile has no {name!r} line")
             # Listen on loopback only: the bench's traffic never leaves 127.0.0.1.
             command = self.commands[name].replace("0.0.0.0:", "127.0.0.1:")
-            self.processes[name] = procs.spawn(
-                ["bash", "-c", command],
-                env=self.env,
-                cwd=ROOT,
-                log=self.log(name),
-            )
+            copies = []
+            for copy in range(1, self.scale.get(name, 1) + 1):
+                line = command
+                if copy > 1 and " worker" in command:
+                    line += f" --hostname {name}{copy}@%h"  # one node name each
+                copies.append(
+                    procs.spawn(
+                        ["bash", "-c", line],
+                        env=self.env,
+                        cwd=ROOT,
+                        log=self.log(name if copy == 1 else f"{name}.{copy}"),
+                    )
+                )
+            self.processes[name] = copies
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -204,23 +221,28 @@ class Stack:
         """Stop the named processes (all by default) at once; in-flight work is
         not waited for beyond a short grace: the database is dropped next."""
         chosen = [
-            self.processes.pop(name)
+            process
             for name in names or list(self.processes)
-            if name in self.processes
+            for process in self.processes.pop(name, [])
         ]
         procs.stop(*chosen, grace=2.0)
 
     def pids(self, name: str) -> list[int]:
-        process = self.processes.get(name)
-        return procs.group_pids(process.pid) if process is not None else []
+        return [
+            pid
+            for process in self.processes.get(name, [])
+            for pid in procs.group_pids(process.pid)
+        ]
 
     def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None and not procs.group_pids(process.pid):
-                raise StackError(
-                    f"{name} exited ({process.returncode}); its log "
-                    f"{self.log(name)} ends with:\n{procs.log_tail(self.log(name))}"
-                )
+        for name, copies in self.processes.items():
+            for process in copies:
+                if process.poll() is not None and not procs.group_pids(process.pid):
+                    raise StackError(
+                        f"{name} exited ({process.returncode}); its log "
+                        f"{self.log(name)} ends with:\n"
+                        f"{procs.log_tail(self.log(name))}"
+                    )
 
     def wait_healthy(self, deadline: float) -> None:
         """Until GET /health answers 200 (database and broker reachable)."""

@@ -8,9 +8,10 @@ open while a request is.
 """
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -186,17 +187,26 @@ def _drain(
     lease_ends: float,
 ) -> None:
     """Record results as they complete, in small groups."""
-    pending = set(futures)
+    # Completed futures arrive on a queue: concurrent.futures.wait() would
+    # register with every pending future on each call (quadratic in the batch).
+    finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
+    for future in futures:
+        future.add_done_callback(finished.put)
+    remaining = len(futures)
     buffer: list[Item] = []
     first_at = 0.0
-    while pending:
+    while remaining:
         timeout = None
         if buffer:
             timeout = max(0.0, first_at + FLUSH_AFTER - time.monotonic())
-        done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-        if done and not buffer:
-            first_at = time.monotonic()
-        for future in done:
+        try:
+            future = finished.get(timeout=timeout)
+        except queue.Empty:
+            future = None
+        if future is not None:
+            remaining -= 1
+            if not buffer:
+                first_at = time.monotonic()
             delivery, destination = futures[future]
             started, result = future.result()
             if result is NOT_SENT:
@@ -207,7 +217,7 @@ def _drain(
                 buffer.append(Sent(delivery, started, result, destination))
         if buffer and (
             len(buffer) >= FLUSH_SIZE
-            or not pending
+            or not remaining
             or time.monotonic() - first_at >= FLUSH_AFTER
         ):
             _record(buffer, states, terminal, lease_ends)

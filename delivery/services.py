@@ -130,15 +130,12 @@ def create_deliveries_for(
     expires_at = published_at + settings.WEBHOOK_DELIVERY_TTL
     chosen = subscriptions.order_by().values("id", "client_id", "status")
     if connection.vendor == "postgresql":
-        rows = _insert_deliveries_postgresql(events, chosen, published_at, expires_at)
+        insert = _insert_deliveries_postgresql
     else:
-        rows = _insert_deliveries_portable(events, chosen, published_at, expires_at)
-    created = {event.id: CreatedDeliveries(total=0, due=0) for event in events}
-    for event_id, status in rows:
-        counts = created[event_id]
-        due = counts.due + (status == Delivery.Status.PENDING)
-        created[event_id] = CreatedDeliveries(total=counts.total + 1, due=due)
-    return created
+        insert = _insert_deliveries_portable
+    created = insert(events, chosen, published_at, expires_at)
+    none = CreatedDeliveries(total=0, due=0)
+    return {event.id: created.get(event.id, none) for event in events}
 
 
 def _insert_deliveries_portable(
@@ -146,7 +143,7 @@ def _insert_deliveries_portable(
     chosen: QuerySet,
     published_at: datetime,
     expires_at: datetime,
-) -> list[tuple[UUID, str]]:
+) -> dict[UUID, CreatedDeliveries]:
     targets = {row["id"]: row for row in chosen}.values()  # each one once
     rows = []
     for event in events:
@@ -163,7 +160,9 @@ def _insert_deliveries_portable(
                 )
             )
     Delivery.objects.bulk_create(rows, batch_size=2000)
-    return [(row.event_id, row.status) for row in rows]
+    per_event = len(targets)
+    due = sum(target["status"] != Subscription.Status.PAUSED for target in targets)
+    return {event.id: CreatedDeliveries(total=per_event, due=due) for event in events}
 
 
 def _insert_deliveries_postgresql(
@@ -171,15 +170,17 @@ def _insert_deliveries_postgresql(
     chosen: QuerySet,
     published_at: datetime,
     expires_at: datetime,
-) -> list[tuple[UUID, str]]:
+) -> dict[UUID, CreatedDeliveries]:
     try:
         select_sql, select_params = chosen.query.sql_with_params()
     except EmptyResultSet:  # e.g. .none(): nothing can match
-        return []
+        return {}
     table = connection.ops.quote_name(Delivery._meta.db_table)
     now = timezone.now()
+    # Counted in SQL: a fan-out to 10,000 returns one row, not 10,000.
     sql = (
-        f"INSERT INTO {table} (id, event_id, subscription_id, client_id, kind, "
+        f"WITH created AS (INSERT INTO {table} (id, event_id, subscription_id, "
+        "client_id, kind, "
         "status, attempts_count, backoff_step, next_attempt_at, lease_token, "
         "expires_at, created_at, updated_at, delivered_at, last_status_code, "
         "last_error) "
@@ -189,7 +190,9 @@ def _insert_deliveries_postgresql(
         "%s, %s, %s, NULL, NULL, '' "
         "FROM unnest(%s::uuid[]) AS e (id) CROSS JOIN "
         f"(SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s "
-        "RETURNING event_id, status"
+        "RETURNING event_id, status) "
+        "SELECT event_id, count(*), count(*) FILTER (WHERE status = %s) "
+        "FROM created GROUP BY event_id"
     )
     paused = Subscription.Status.PAUSED
     params = [
@@ -204,10 +207,14 @@ def _insert_deliveries_postgresql(
         now,
         [str(event.id) for event in events],
         *select_params,
+        Delivery.Status.PENDING,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        return {
+            event_id: CreatedDeliveries(total=total, due=due)
+            for event_id, total, due in cursor.fetchall()
+        }
 
 
 def wake_workers(*, due_count: int) -> None:

@@ -226,7 +226,7 @@ WEBHOOK_DISPATCH_INTERVAL = conf.read(
 )
 WEBHOOK_CLAIM_LEASE = conf.read(E, "WEBHOOK_CLAIM_LEASE", "1m", conf.parse_duration)
 WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_duration)
-WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "50", conf.parse_positive_int)
+WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "200", conf.parse_positive_int)
 WEBHOOK_HTTP_CONCURRENCY = conf.read(
     E, "WEBHOOK_HTTP_CONCURRENCY", "256", conf.parse_positive_int
 )
