@@ -380,6 +380,12 @@ def _count_failures(
             | Q(last_success_at__isnull=True)
             | Q(last_success_at__lt=now - _SUCCESS_RESOLUTION)
         ).update(consecutive_failures=0, last_success_at=now, updated_at=now)
+        for sid in only_acks:
+            # The batch's deliveries share this object: its later flushes
+            # see the success just written and skip the update.
+            subscription = subscriptions[sid]
+            subscription.consecutive_failures = 0
+            subscription.last_success_at = now
 
     table = connection.ops.quote_name(Subscription._meta.db_table)
     for sid in sorted(sid for sid, t in tallies.items() if t.failures):
