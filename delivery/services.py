@@ -74,11 +74,19 @@ def hold_pending_deliveries(*, subscription_id: UUID) -> int:
     """Hold a paused subscription's pending deliveries (no request while paused).
 
     A delivery in flight keeps its claim; recording its outcome holds it too.
-    Returns how many were held.
+    Rows another transaction is writing right now (a worker recording their
+    outcome) are skipped, not waited for: a worker pausing the subscription
+    from its own flush holds the subscription's row, and the writer may be
+    waiting for that row (a deadlock). Those rows are in flight; recording
+    them, or their next claim, holds them. Returns how many were held.
     """
-    return Delivery.objects.filter(
+    pending = Delivery.objects.filter(
         subscription_id=subscription_id, status=Delivery.Status.PENDING
-    ).update(status=Delivery.Status.HELD, updated_at=timezone.now())
+    )
+    if connection.vendor == "postgresql":
+        unlocked = pending.select_for_update(skip_locked=True).values("id")
+        pending = Delivery.objects.filter(id__in=unlocked)
+    return pending.update(status=Delivery.Status.HELD, updated_at=timezone.now())
 
 
 def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:

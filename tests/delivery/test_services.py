@@ -1,10 +1,11 @@
 """Delivery services that other apps, tasks and the API call."""
 
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from delivery import claiming, kicks, services
@@ -393,3 +394,42 @@ def test_operators_can_close_a_breaker():
     assert services.close_breakers(destinations=["http://a:80", "http://b:80"]) == 1
     row = Breaker.objects.get()
     assert (row.consecutive_failures, row.open_until) == (0, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_holding_skips_deliveries_another_transaction_is_writing(subscribe):
+    """A flush that pauses a subscription holds its pending deliveries while
+    other workers' flushes may be writing some of them. Waiting for those rows
+    while holding the subscription's row deadlocked: the other flush waits for
+    that row to count its own failures. A row being written is in flight; its
+    own recording, or its next claim, holds it."""
+    subscription = subscribe("http://a.example/hooks")
+    busy = make_delivery(subscription)
+    idle = make_delivery(subscription)
+    locked, release = threading.Event(), threading.Event()
+
+    def write_busy_row():
+        try:
+            with transaction.atomic():
+                Delivery.objects.select_for_update().get(pk=busy.pk)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=write_busy_row)
+    writer.start()
+    try:
+        assert locked.wait(timeout=10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Without SKIP LOCKED this waits for the writer: fail fast.
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            held = services.hold_pending_deliveries(subscription_id=subscription.id)
+    finally:
+        release.set()
+        writer.join(timeout=10)
+
+    assert held == 1
+    assert reload(idle).status == "held"
+    assert reload(busy).status == "pending"
