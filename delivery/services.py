@@ -22,6 +22,7 @@ from django.utils import timezone
 from delivery import claiming, engine, kicks
 from delivery.models import Attempt, Breaker, Delivery
 from events.models import Event
+from events.selectors import reaches
 from subscriptions.models import Subscription
 
 logger = logging.getLogger("webhooks.delivery")
@@ -130,13 +131,15 @@ def create_deliveries_for(
     *, events: Sequence[Event], subscriptions: QuerySet[Subscription]
 ) -> dict[UUID, CreatedDeliveries]:
     """create_deliveries() for several events published together (the same
-    created_at) that reach the same subscriptions; one entry per event. On
-    PostgreSQL still one INSERT … SELECT, for all of them."""
+    created_at, tenant, type and subtype) and the subscriptions
+    matching_subscriptions() found for all of them: each event gets those it
+    reaches (events.selectors.reaches: by trackingId); a lone event gets every
+    one. One entry per event. On PostgreSQL still one INSERT … SELECT."""
     published_at = events[0].created_at
     if any(event.created_at != published_at for event in events):
         raise ValueError("events published together share their created_at")
     expires_at = published_at + settings.WEBHOOK_DELIVERY_TTL
-    chosen = subscriptions.order_by().values("id", "client_id", "status")
+    chosen = subscriptions.order_by().values("id", "client_id", "status", "tracking_id")
     if connection.vendor == "postgresql":
         insert = _insert_deliveries_postgresql
     else:
@@ -153,9 +156,16 @@ def _insert_deliveries_portable(
     expires_at: datetime,
 ) -> dict[UUID, CreatedDeliveries]:
     targets = {row["id"]: row for row in chosen}.values()  # each one once
+    tenant_event = events[0].tenant_id is not None
     rows = []
     for event in events:
         for target in targets:
+            if len(events) > 1 and not reaches(
+                tenant_event=tenant_event,
+                resource_id=event.resource_id,
+                tracking_id=target["tracking_id"],
+            ):
+                continue
             paused = target["status"] == Subscription.Status.PAUSED
             rows.append(
                 Delivery(
@@ -168,9 +178,12 @@ def _insert_deliveries_portable(
                 )
             )
     Delivery.objects.bulk_create(rows, batch_size=2000)
-    per_event = len(targets)
-    due = sum(target["status"] != Subscription.Status.PAUSED for target in targets)
-    return {event.id: CreatedDeliveries(total=per_event, due=due) for event in events}
+    created: dict[UUID, CreatedDeliveries] = {}
+    for row in rows:
+        counts = created.get(row.event_id, CreatedDeliveries(total=0, due=0))
+        due = counts.due + (row.status == Delivery.Status.PENDING)
+        created[row.event_id] = CreatedDeliveries(total=counts.total + 1, due=due)
+    return created
 
 
 def _insert_deliveries_postgresql(
@@ -196,8 +209,12 @@ def _insert_deliveries_postgresql(
         "CASE WHEN s.status = %s THEN %s ELSE %s END, 0, 0, "
         "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
         "%s, %s, %s, NULL, NULL, '' "
-        "FROM unnest(%s::uuid[]) AS e (id) CROSS JOIN "
-        f"(SELECT DISTINCT u.id, u.client_id, u.status FROM ({select_sql}) u) s "
+        "FROM unnest(%s::uuid[], %s::text[]) AS e (id, resource_id) JOIN "
+        "(SELECT DISTINCT u.id, u.client_id, u.status, u.tracking_id "
+        f"FROM ({select_sql}) u) s "
+        # events.selectors.reaches(), or every subscription for a lone event.
+        "ON %s OR (%s AND COALESCE(s.tracking_id, '') = '') "
+        "OR s.tracking_id = e.resource_id "
         "RETURNING event_id, status) "
         "SELECT event_id, count(*), count(*) FILTER (WHERE status = %s) "
         "FROM created GROUP BY event_id"
@@ -214,7 +231,10 @@ def _insert_deliveries_postgresql(
         now,
         now,
         [str(event.id) for event in events],
+        [event.resource_id for event in events],
         *select_params,
+        len(events) == 1,
+        events[0].tenant_id is not None,
         Delivery.Status.PENDING,
     ]
     with connection.cursor() as cursor:

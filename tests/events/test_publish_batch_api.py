@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from delivery.models import Delivery
@@ -165,7 +166,7 @@ def test_the_publish_scope_is_needed(api):
     _error(_post(api, {"events": [{"type": "DELIVERED"}]}), 403)
 
 
-def test_a_batch_costs_statements_per_route_not_per_event(
+def test_a_batch_costs_a_few_statements_not_a_few_per_event(
     platform, subscribe, django_assert_max_num_queries
 ):
     for n in range(5):
@@ -175,9 +176,9 @@ def test_a_batch_costs_statements_per_route_not_per_event(
         for n in range(500)
     ]
 
-    # The type lookup, one INSERT of the events, one INSERT … SELECT per
-    # resource, and two savepoints (the test's transaction holds the outer one).
-    with django_assert_max_num_queries(11):
+    # The type lookup, one INSERT of the events, one INSERT … SELECT of their
+    # deliveries, and two savepoints (the test's transaction holds the outer one).
+    with django_assert_max_num_queries(7):
         results = publish_events(publisher=platform, events=events)
 
     assert [result.deliveries for result in results] == [1] * 500
@@ -190,3 +191,44 @@ def test_a_batch_costs_statements_per_route_not_per_event(
             ).count()
             == 100
         )
+
+
+@pytest.fixture(params=["postgresql", "portable"])
+def sql_path(request, monkeypatch) -> str:
+    """Through the PostgreSQL statements and the portable (SQLite) ones."""
+    if request.param == "portable":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    return request.param
+
+
+def test_events_of_one_type_about_several_resources_each_reach_their_own(
+    platform, subscribe, sql_path
+):
+    every = subscribe("acme", created_at=_earlier())
+    acme_pkg1 = subscribe("acme", created_at=_earlier(), tracking_id="PKG1")
+    acme_pkg2 = subscribe("acme", created_at=_earlier(), tracking_id="PKG2")
+    globex_pkg1 = subscribe("globex", created_at=_earlier(), tracking_id="PKG1")
+    events = [
+        {"type": "DELIVERED", "tenant": "acme", "resource_id": "PKG1"},
+        {"type": "DELIVERED", "tenant": "acme", "resource_id": "PKG2"},
+        {"type": "DELIVERED", "tenant": "acme"},
+        {"type": "DELIVERED", "resource_id": "PKG1"},
+        {"type": "DELIVERED", "resource_id": "PKG2"},
+        {"type": "DELIVERED"},
+    ]
+
+    results = publish_events(
+        publisher=platform, events=[{**event, "payload": {}} for event in events]
+    )
+
+    deliveries = Delivery.objects.values_list("subscription_id", flat=True)
+    reached = [set(deliveries.filter(event=r.event)) for r in results]
+    assert reached == [
+        {every.id, acme_pkg1.id},
+        {every.id, acme_pkg2.id},
+        {every.id},
+        {acme_pkg1.id, globex_pkg1.id},
+        {acme_pkg2.id},
+        set(),
+    ]
+    assert [r.deliveries for r in results] == [len(ids) for ids in reached]
