@@ -74,7 +74,7 @@ class Running:
     def wait_received(
         self, count: int, *, deadline: float, mode: str = "fast", answered: bool = False
     ) -> bool:
-        key = "answered" if answered else "counts"
+        key = "answered" if answered else "distinct"
         return self.sink.wait_until(
             lambda stats: stats[key].get(mode, 0) >= count,
             deadline=deadline,

@@ -41,11 +41,18 @@ class Receipts:
         self.rows: list[list] = []
         self.counts: Counter[str] = Counter()
         self.answered: Counter[str] = Counter()
+        # Receipts of a (path, webhook-id) not seen before: duplicates (which
+        # at-least-once allows) must not make a wait end early.
+        self.distinct: Counter[str] = Counter()
+        self._seen: set[tuple[str, str]] = set()
 
     def add(self, mode: str, path: str, webhook_id: str, received: float) -> list:
         row = [path, webhook_id, received, None]
         self.rows.append(row)
         self.counts[mode] += 1
+        if (path, webhook_id) not in self._seen:
+            self._seen.add((path, webhook_id))
+            self.distinct[mode] += 1
         return row
 
     def answer(self, mode: str, row: list) -> None:
@@ -56,6 +63,8 @@ class Receipts:
         self.rows = []
         self.counts = Counter()
         self.answered = Counter()
+        self.distinct = Counter()
+        self._seen = set()
 
 
 class SinkProtocol(asyncio.Protocol):
@@ -152,6 +161,7 @@ class SinkProtocol(asyncio.Protocol):
                 "total": len(receipts.rows),
                 "counts": dict(receipts.counts),
                 "answered": dict(receipts.answered),
+                "distinct": dict(receipts.distinct),
             }
         elif name == "__receipts":
             query = parse_qs(urlsplit(target).query)
