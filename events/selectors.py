@@ -82,13 +82,6 @@ def reaches(*, tenant_event: bool, resource_id: str | None, tracking_id: str | N
     return resource_id is not None and tracking_id == resource_id
 
 
-def find_published_event(*, publisher: Client, idempotency_key: str) -> Event | None:
-    """The event this publisher already published under this key, if any."""
-    return Event.objects.filter(
-        publisher=publisher, idempotency_key=idempotency_key
-    ).first()
-
-
 def count_deliveries(*, event: Event, due_only: bool = False) -> int:
     """How many deliveries the event has (only those pending, with due_only)."""
     deliveries = event.deliveries.all()

@@ -14,14 +14,12 @@ from django.utils import timezone
 
 from delivery.services import (
     CreatedDeliveries,
-    create_deliveries,
     create_deliveries_for,
     wake_workers,
 )
 from events.models import Event, EventType
 from events.selectors import (
     count_deliveries,
-    find_published_event,
     matching_subscriptions,
 )
 from subscriptions.models import Client
@@ -92,21 +90,19 @@ def publish_events(
     A PublishError names the failing event in `index`; nothing is written then.
     """
     lookups = _Lookups()
+    # Losing a race on an idempotency key to another publisher (its commit
+    # makes this insert fail) rolls back a savepoint and publishes again, when
+    # that key is a repeat. Each retry has one more repeat, so this ends.
+    tries = 1 + sum(fields.get("idempotency_key") is not None for fields in events)
     with transaction.atomic():
-        try:
-            # A savepoint: losing a race on an idempotency key to another
-            # publisher must leave the transaction usable for the retry below.
-            with transaction.atomic():
-                results = _publish_together(publisher, lookups, events)
-        except IntegrityError:
-            if all(fields.get("idempotency_key") is None for fields in events):
-                raise
-            # Someone else committed one of the keys meanwhile: one at a time,
-            # each finding its repeat (rare: the cost does not matter).
-            results = [
-                _indexed(index, _publish, publisher, lookups, **fields)
-                for index, fields in enumerate(events)
-            ]
+        for attempt in range(tries):
+            try:
+                with transaction.atomic():
+                    results = _publish_together(publisher, lookups, events)
+                break
+            except IntegrityError:
+                if attempt == tries - 1:
+                    raise
         due = sum(result.due for result in results)
         if due:
             transaction.on_commit(lambda: wake_workers(due_count=due))
@@ -241,35 +237,6 @@ def _new_event(
         payload=payload,
         occurred_at=occurred_at or now,
         created_at=now,
-    )
-
-
-def _publish(publisher: Client, lookups: _Lookups, **fields: Any) -> PublishResult:
-    """One event on its own, in a savepoint when it has a key: losing the race
-    on the key to another publisher returns that publisher's event."""
-    key = fields.get("idempotency_key")
-    if key is not None:
-        _check_text("id", key)
-        existing = find_published_event(publisher=publisher, idempotency_key=key)
-        if existing is not None:
-            return _repeat_of(existing)
-    event = _new_event(publisher, lookups, now=timezone.now(), **fields)
-    try:
-        with transaction.atomic(savepoint=key is not None):
-            event.save(force_insert=True)
-    except IntegrityError:
-        if key is None:
-            raise
-        existing = find_published_event(publisher=publisher, idempotency_key=key)
-        if existing is None:
-            raise
-        return _repeat_of(existing)
-    subscriptions = matching_subscriptions(event)
-    if isinstance(subscriptions, EmptyQuerySet):
-        return PublishResult(event=event, deliveries=0, created=True)
-    created = create_deliveries(event=event, subscriptions=subscriptions)
-    return PublishResult(
-        event=event, deliveries=created.total, created=True, due=created.due
     )
 
 
