@@ -324,20 +324,7 @@ def _insert_attempts(attempts: list[Attempt]) -> None:
         f"INSERT INTO {table} ({', '.join(_ATTEMPT_COLUMNS)}) "
         f"VALUES {', '.join([row] * len(attempts))}"
     )
-    params = [
-        value
-        for attempt in attempts
-        for value in (
-            attempt.delivery_id,
-            attempt.number,
-            attempt.at,
-            attempt.duration_ms,
-            attempt.status_code,
-            attempt.outcome,
-            attempt.error,
-            attempt.response_excerpt,
-        )
-    ]
+    params = [getattr(a, column) for a in attempts for column in _ATTEMPT_COLUMNS]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 

@@ -31,12 +31,16 @@ def _error(description: str) -> OpenApiResponse:
 _UNAUTHORIZED = _error("Missing or unknown API key.")
 _NOT_FOUND = _error("Not found, or not yours.")
 _THROTTLED = _error("Too many requests from this key; see Retry-After.")
+_NO_PUBLISH_SCOPE = _error("The key lacks the `publish` scope.")
+_NOT_JSON = _error("The body is not application/json.")
 
 
-class PublishEventView(APIView):
+class _PublishView(APIView):
     permission_classes = [HasPublishScope]
     throttle_scope = "publish"
 
+
+class PublishEventView(_PublishView):
     @extend_schema(
         operation_id="publish_event",
         summary="Publish an event",
@@ -61,9 +65,9 @@ class PublishEventView(APIView):
             ),
             400: _error("Invalid event."),
             401: _UNAUTHORIZED,
-            403: _error("The key lacks the `publish` scope."),
+            403: _NO_PUBLISH_SCOPE,
             413: _error("The body or payload is over WEBHOOK_MAX_PAYLOAD_BYTES."),
-            415: _error("The body is not application/json."),
+            415: _NOT_JSON,
             429: _THROTTLED,
         },
         tags=["events"],
@@ -84,10 +88,7 @@ class PublishEventView(APIView):
         return Response(body, status=_status_of([result]))
 
 
-class PublishEventBatchView(APIView):
-    permission_classes = [HasPublishScope]
-    throttle_scope = "publish"
-
+class PublishEventBatchView(_PublishView):
     @extend_schema(
         operation_id="publish_events_batch",
         summary="Publish several events at once",
@@ -105,12 +106,12 @@ class PublishEventBatchView(APIView):
             ),
             400: _error("Invalid batch or event (or an Idempotency-Key header)."),
             401: _UNAUTHORIZED,
-            403: _error("The key lacks the `publish` scope."),
+            403: _NO_PUBLISH_SCOPE,
             413: _error(
                 "The body is over WEBHOOK_MAX_REQUEST_BYTES, or a payload "
                 "over WEBHOOK_MAX_PAYLOAD_BYTES."
             ),
-            415: _error("The body is not application/json."),
+            415: _NOT_JSON,
             429: _THROTTLED,
         },
         tags=["events"],

@@ -10,6 +10,7 @@ from django.utils import timezone
 from delivery.models import Delivery
 from events.models import Event
 from events.services import publish_events
+from tests.api.support import assert_envelope
 
 URL = "/batch/api/v1/events"
 
@@ -20,14 +21,6 @@ def _earlier():
 
 def _post(api, body, **headers):
     return api.post(URL, json.dumps(body), content_type="application/json", **headers)
-
-
-def _error(response, status):
-    body = response.json()
-    assert response.status_code == status, body
-    assert set(body) <= {"uuid", "status", "reason", "errors"}
-    assert body["status"] == str(status)
-    return body
 
 
 def test_each_event_is_routed_and_answered_in_order(
@@ -67,7 +60,7 @@ def test_an_invalid_event_writes_nothing_and_is_named_by_position(
         {"type": "DELIVERED", "tenant": "no-such-tenant"},
     ]
 
-    body = _error(_post(publisher_api, {"events": events}), 400)
+    body = assert_envelope(_post(publisher_api, {"events": events}), 400)
 
     assert body["errors"] == {"events.1.tenant": ["no tenant named 'no-such-tenant'"]}
     assert Event.objects.count() == 0
@@ -77,7 +70,7 @@ def test_an_invalid_event_writes_nothing_and_is_named_by_position(
 def test_a_field_error_names_the_event(publisher_api):
     events = [{"type": "DELIVERED"}, {"type": 7}, {"type": "DELIVERED", "colour": 1}]
 
-    body = _error(_post(publisher_api, {"events": events}), 400)
+    body = assert_envelope(_post(publisher_api, {"events": events}), 400)
 
     assert set(body["errors"]) == {"events.1.type", "events.2.colour"}
     assert Event.objects.count() == 0
@@ -89,7 +82,7 @@ def test_a_payload_over_the_limit_is_a_413_and_nothing_is_written(
     settings.WEBHOOK_MAX_PAYLOAD_BYTES = 100
     events = [{"type": "DELIVERED"}, {"type": "DELIVERED", "payload": {"x": "y" * 200}}]
 
-    body = _error(_post(publisher_api, {"events": events}), 413)
+    body = assert_envelope(_post(publisher_api, {"events": events}), 413)
 
     assert body["reason"].startswith("events.1.payload:")
     assert Event.objects.count() == 0
@@ -146,7 +139,7 @@ def test_a_batch_of_repeats_answers_200(publisher_api):
     ],
 )
 def test_a_malformed_batch_is_a_400(publisher_api, body, path):
-    body = _error(_post(publisher_api, body), 400)
+    body = assert_envelope(_post(publisher_api, body), 400)
 
     assert path in body["errors"], body
     assert Event.objects.count() == 0
@@ -157,13 +150,13 @@ def test_an_idempotency_key_header_is_refused(publisher_api):
         publisher_api, {"events": [{"type": "DELIVERED"}]}, HTTP_IDEMPOTENCY_KEY="k"
     )
 
-    body = _error(response, 400)
+    body = assert_envelope(response, 400)
     assert "Idempotency-Key" in body["errors"]
     assert Event.objects.count() == 0
 
 
 def test_the_publish_scope_is_needed(api):
-    _error(_post(api, {"events": [{"type": "DELIVERED"}]}), 403)
+    assert_envelope(_post(api, {"events": [{"type": "DELIVERED"}]}), 403)
 
 
 def test_a_batch_costs_a_few_statements_not_a_few_per_event(
