@@ -228,7 +228,7 @@ WEBHOOK_CLAIM_LEASE = conf.read(E, "WEBHOOK_CLAIM_LEASE", "1m", conf.parse_durat
 WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_duration)
 WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "200", conf.parse_positive_int)
 WEBHOOK_HTTP_CONCURRENCY = conf.read(
-    E, "WEBHOOK_HTTP_CONCURRENCY", "256", conf.parse_positive_int
+    E, "WEBHOOK_HTTP_CONCURRENCY", "128", conf.parse_positive_int
 )
 WEBHOOK_BREAKER_THRESHOLD = conf.read(
     E, "WEBHOOK_BREAKER_THRESHOLD", "5", conf.parse_positive_int
