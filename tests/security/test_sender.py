@@ -1,6 +1,7 @@
 """delivery.http.send against hostile and broken receivers: every outcome is a
 SendResult within the deadline, with a short error that names no secret."""
 
+import gzip
 import socket
 import struct
 import threading
@@ -244,6 +245,28 @@ def test_it_sends_the_body_and_headers_as_given_over_a_kept_alive_connection(
     assert received.headers["x-protection-header"] == "v"
     assert received.headers["Content-Type"] == "application/json"
     assert headers == {"Content-Type": "application/json", "x-protection-header": "v"}
+
+
+def test_it_sends_the_path_and_query_string_as_given(receiver):
+    result, _ = post(receiver.url("/hooks/in?tenant=a%20b&x=1"))
+
+    assert result.status_code == 200
+    assert receiver.requests[0].path == "/hooks/in?tenant=a%20b&x=1"
+
+
+def test_it_asks_for_no_compression_so_the_excerpt_is_readable(start_receiver):
+    # A receiver that compresses whenever the client allows it: the excerpt
+    # is stored as it arrives (never decoded), so it must not be gzip bytes.
+    def reply(received):
+        if "gzip" in received.headers.get("Accept-Encoding", ""):
+            return 200, {"Content-Encoding": "gzip"}, gzip.compress(b"ok")
+        return 200, {}, b"ok"
+
+    receiver = start_receiver(reply)
+
+    result, _ = post(receiver.url())
+
+    assert (result.status_code, result.response_excerpt) == (200, "ok")
 
 
 def test_it_does_not_keep_cookies_between_requests(start_receiver):
