@@ -425,7 +425,8 @@ def _post(
         )
     finally:
         # A body read to its end has already given the connection back to the
-        # pool; otherwise close drops it, unread.
+        # pool; otherwise close drops it, unread, and release_conn hands the
+        # closed connection back so the pool reopens it (as requests does).
         response.close()
         response.release_conn()
 
