@@ -12,8 +12,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from delivery import replay, services
+from delivery import services
 from delivery.models import Attempt, Breaker, Delivery
+from delivery.ops import replay
 from events.admin import EventAdmin
 from events.models import Event
 

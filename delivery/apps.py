@@ -5,7 +5,7 @@ class DeliveryConfig(AppConfig):
     name = "delivery"
 
     def ready(self) -> None:
-        from delivery import durability, reconnect
+        from delivery.pipeline import durability, reconnect
 
         durability.connect()
         reconnect.connect()

@@ -1,9 +1,11 @@
-"""Delivery services: the writes of the delivery app.
+"""Delivery services: the writes of the delivery app that others call.
 
-Other apps call the first five (their signatures are a contract); the
-delivery pipeline itself lives in engine.py (a batch), claiming.py (the
-lease), recording.py (the writes of a batch), classification.py and
-backoff.py (policy) and breaker.py. Tasks and views call the rest.
+Other apps call the first five (their signatures are a contract): the
+subscriptions app when a webhook is resumed, paused or deleted, publishing
+(events.services) to create deliveries and wake the workers. Views, the admin
+and beat's tasks call the rest. The pipeline that sends deliveries lives in
+delivery/pipeline/ (claiming, engine, recording), its rules in
+delivery/policy/ and the code that makes requests in delivery/sender/.
 """
 
 import itertools
@@ -19,8 +21,8 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from delivery import claiming, engine, kicks
 from delivery.models import Attempt, Breaker, Delivery
+from delivery.pipeline import wakeups
 from events.models import Event
 from events.selectors import reaches
 from subscriptions.models import Subscription
@@ -251,22 +253,7 @@ def wake_workers(*, due_count: int) -> None:
     Call from transaction.on_commit. Never raises and never blocks long: with
     the broker down it logs a warning, and dispatch_due finds the rows later.
     """
-    kicks.send_kicks(count=kicks.kicks_for(due_count))
-
-
-def deliver_due_batch(*, limit: int) -> engine.BatchReport:
-    """Claim up to `limit` due deliveries, send them concurrently, record the
-    outcomes (engine.py). Safe to run in any number of workers at once."""
-    return engine.deliver_due_batch(limit=limit)
-
-
-def dispatch_due_deliveries() -> int:
-    """The sweeper: wake workers for deliveries that are due (new ones whose
-    wake-up was lost, retries, claims whose lease ran out). Returns how many
-    wake-ups were sent. Cheap when nothing is due: one capped index scan."""
-    cap = settings.WEBHOOK_BATCH_SIZE * kicks.MAX_KICKS
-    due = claiming.count_due(now=timezone.now(), cap=cap)
-    return kicks.send_kicks(count=kicks.kicks_for(due)) if due else 0
+    wakeups.send_wakeups(count=wakeups.wakeups_for(due_count))
 
 
 def expire_overdue_deliveries() -> int:
@@ -285,19 +272,6 @@ def expire_overdue_deliveries() -> int:
         lease_token=None,
         updated_at=now,
     )
-
-
-def expire_overdue_subscriptions() -> int:
-    """Active and paused subscriptions past expires_at become `expired`.
-
-    Their unfinished deliveries are left to finish within their own TTL: the
-    events happened while the subscription was live. Returns how many.
-    """
-    now = timezone.now()
-    return Subscription.objects.filter(
-        status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAUSED],
-        expires_at__lte=now,
-    ).update(status=Subscription.Status.EXPIRED, updated_at=now)
 
 
 def prune_old_attempts(

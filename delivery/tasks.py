@@ -1,28 +1,30 @@
-"""Celery tasks: thin shells around delivery services (enqueue on commit)."""
+"""Celery tasks: thin shells around the pipeline and the services."""
 
 from celery import shared_task
 from django.conf import settings
 
 from delivery import services
+from delivery.pipeline import engine, wakeups
+from subscriptions import services as subscription_services
 
 
 @shared_task(ignore_result=True)
 def deliver_due() -> None:
     """Claim and deliver one batch of due deliveries."""
-    services.deliver_due_batch(limit=settings.WEBHOOK_BATCH_SIZE)
+    engine.deliver_due_batch(limit=settings.WEBHOOK_BATCH_SIZE)
 
 
 @shared_task(ignore_result=True)
 def dispatch_due() -> None:
     """Beat, every WEBHOOK_DISPATCH_INTERVAL: wake workers for due rows."""
-    services.dispatch_due_deliveries()
+    wakeups.dispatch_due_deliveries()
 
 
 @shared_task(ignore_result=True)
 def expire_deliveries() -> None:
     """Beat: deliveries and subscriptions past their expiry become expired."""
     services.expire_overdue_deliveries()
-    services.expire_overdue_subscriptions()
+    subscription_services.expire_lapsed_subscriptions()
 
 
 @shared_task(ignore_result=True)

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from events.models import Event
 from events.selectors import EventLog
 from subscriptions.models import Client
-from subscriptions.serializers import StrictListField, StrictSerializer
+from webhooks_project.serializers import StrictListField, StrictSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The most events one POST /batch/api/v1/events takes.

@@ -143,6 +143,7 @@ def _seed() -> Sample:
     from django.utils import timezone
 
     from delivery.models import Attempt, Breaker, Delivery
+    from delivery.sender.types import OAuth2Config
     from events.services import publish_event
     from subscriptions import services
     from subscriptions.models import Subscription
@@ -193,7 +194,7 @@ def _seed() -> Sample:
                 url=url,
                 event_groups=groups,
                 headers=[{"key": "x-api-token", "value": HEADER_VALUE}],
-                oauth2=services.OAuth2Config(
+                oauth2=OAuth2Config(
                     token_url="https://idp.example/oauth/token",
                     client_id=f"{client_name}-hooks",
                     client_secret=CLIENT_SECRET,

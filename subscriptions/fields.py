@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db import models
 
-from subscriptions import crypto
+from webhooks_project import crypto
 
 
 class EncryptedTextField(models.TextField):

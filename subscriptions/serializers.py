@@ -1,4 +1,4 @@
-"""The webhook API's request parsing and the webhook object (API.md, "Webhooks").
+"""The webhook API's request parsing and the webhook object (docs/api.md, "Webhooks").
 
 Request serializers only validate and normalise: they never write. Every
 message is phrased so it can be shown to the client without echoing the
@@ -6,7 +6,6 @@ value it is about (header values and client secrets are write-only).
 """
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,9 +13,14 @@ from urllib.parse import urlsplit
 from django.utils import timezone
 from rest_framework import serializers
 
-from delivery.ssrf import BlockedDestination, validate_destination
+from delivery.sender.ssrf import BlockedDestination, validate_destination
 from subscriptions import selectors
 from subscriptions.models import Subscription
+from webhooks_project.serializers import (
+    StrictCharField,
+    StrictListField,
+    StrictSerializer,
+)
 
 URL_MAX = 250
 CONTENT_TYPE_MAX = 40
@@ -42,61 +46,6 @@ _RESERVED_HEADERS = frozenset(
 )
 _RESERVED_PREFIX = "webhook-"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-_FIELD_MESSAGES = {
-    "required": "required",
-    "null": "may not be null",
-    "blank": "may not be blank",
-    "invalid": "must be a string",
-    "max_length": "at most {max_length} characters",
-}
-
-
-class StrictCharField(serializers.CharField):
-    """A string, and only a string: DRF's CharField would turn 42 into "42"."""
-
-    default_error_messages = _FIELD_MESSAGES
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictListField(serializers.ListField):
-    default_error_messages = {
-        "required": "required",
-        "null": "may not be null",
-        "not_a_list": "must be a list",
-        "empty": "may not be empty",
-        "min_length": "at least {min_length} entries",
-        "max_length": "at most {max_length} entries",
-    }
-
-
-class StrictSerializer(serializers.Serializer):
-    """An object whose unknown keys are a 400: a misspelt `trackingID` must not
-    silently create a webhook for every event of the tenant."""
-
-    default_error_messages = {
-        "required": "required",
-        "null": "may not be null",
-        "invalid": "must be an object",
-    }
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        unknown: dict[str, list[str]] = {}
-        if isinstance(data, Mapping):
-            unknown = {str(k): ["unknown field"] for k in data if k not in self.fields}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            if unknown and isinstance(exc.detail, dict):
-                exc.detail.update(unknown)
-            raise
-        if unknown:
-            raise serializers.ValidationError(unknown)
-        return value
 
 
 def _check_http_url(value: str) -> None:

@@ -1,4 +1,9 @@
-"""Writes on clients, API keys and subscriptions."""
+"""Writes on clients, API keys and subscriptions.
+
+The only code that writes Subscription.status: the API, the admin, the
+worker (a webhook paused after consecutive failures, a trackingId webhook
+ended by its terminal event) and beat (lapsed webhooks) all come here.
+"""
 
 import hashlib
 import json
@@ -6,13 +11,15 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from delivery import services as delivery_services
-from delivery.signing import new_secret
+from delivery.sender.signing import new_secret
+from delivery.sender.types import OAuth2Config
 from subscriptions import selectors
 from subscriptions.auth import KEY_PREFIX, hash_key
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
@@ -53,15 +60,6 @@ def revoke_api_key(*, api_key: ApiKey) -> None:
 
 
 # --- subscriptions ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OAuth2Config:
-    token_url: str
-    client_id: str
-    client_secret: str
-    audience: str = ""
-    scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,9 +232,12 @@ def resume_subscription(*, subscription: Subscription) -> Subscription:
 
 @transaction.atomic
 def pause_subscription(*, subscription: Subscription, reason: str) -> bool:
-    """Pause an active subscription (operators); its pending deliveries are held.
+    """Pause an active subscription; its pending deliveries are held.
 
-    Returns False, changing nothing, if it is not active (paused, expired).
+    Called by operators (admin) and by the worker when a webhook reaches
+    WEBHOOK_PAUSE_AFTER_FAILURES consecutive failures (inside its flush).
+    Returns False, changing nothing, if it is not active (paused, expired,
+    or past its expires_at).
     """
     now = timezone.now()
     paused = Subscription.objects.filter(
@@ -281,10 +282,26 @@ def rotate_secret(*, subscription: Subscription) -> str:
 
 
 def expire_lapsed_subscriptions(*, now: datetime | None = None) -> int:
-    """Mark live subscriptions past their expiry as expired; return how many.
+    """Mark live (active and paused) subscriptions past their expiry as
+    expired; return how many.
 
-    For the periodic sweep; idempotent. Reads already treat them as expired.
+    For beat's sweep (delivery.tasks.expire_deliveries); idempotent. Reads
+    already treat them as expired. Their unfinished deliveries are left to
+    finish within their own TTL: the events happened while the subscription
+    was live.
     """
     return Subscription.objects.filter(
         status__in=_LIVE, expires_at__lte=now or timezone.now()
     ).update(status=Subscription.Status.EXPIRED, updated_at=timezone.now())
+
+
+def end_tracking_subscriptions(
+    *, subscription_ids: Iterable[UUID], now: datetime | None = None
+) -> int:
+    """A delivered terminal event (e.g. DELIVERED) ends the trackingId
+    subscriptions that follow its resource: live ones become expired.
+    Returns how many."""
+    now = now or timezone.now()
+    return Subscription.objects.filter(
+        id__in=list(subscription_ids), status__in=_LIVE
+    ).update(status=Subscription.Status.EXPIRED, updated_at=now)

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from delivery.sender.types import OAuth2Config
 from subscriptions import selectors, services
 from subscriptions.auth import HasSubscriptionsScope
 from subscriptions.models import Client, Subscription
@@ -41,7 +42,7 @@ def _config(data: dict[str, Any]) -> services.WebhookConfig:
         event_groups=data["event_groups"],
         content_type=configuration.get("content_type") or "application/json",
         headers=configuration.get("headers") or (),
-        oauth2=services.OAuth2Config(
+        oauth2=OAuth2Config(
             token_url=oauth2["token_url"],
             client_id=oauth2["client_id"],
             client_secret=oauth2["client_secret"],

@@ -3,8 +3,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from delivery import admin_views
-from delivery.metrics import metrics_view
+from delivery.ops.dashboard import dashboard_view
+from delivery.ops.metrics import metrics_view
 from webhooks_project import errors, health
 
 # The schema and its browser are public: they describe, they expose nothing.
@@ -14,7 +14,7 @@ urlpatterns = [
     # Before admin/: the admin's catch-all would answer it with a 404.
     path(
         "admin/dashboard/",
-        admin.site.admin_view(admin_views.dashboard),
+        admin.site.admin_view(dashboard_view),
         name="admin_dashboard",
     ),
     path("admin/", admin.site.urls),

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from delivery.models import Delivery
-from delivery.replay import replay_deliveries
+from delivery.ops.replay import replay_deliveries
 from subscriptions.models import Subscription
 from webhooks_project import conf
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subscriptions import crypto
+from webhooks_project import crypto
 
 
 class Command(BaseCommand):

@@ -1,4 +1,5 @@
-"""Wake-ups: `deliver_due` messages on the broker.
+"""Wake-ups: `deliver_due` messages on the broker, and the sweeper that sends
+them for due rows whose wake-up was lost.
 
 The broker only carries wake-ups; the rows are the truth. A wake-up that is
 lost (broker down, Redis restarted) only delays deliveries until dispatch_due
@@ -11,7 +12,9 @@ import math
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.utils import timezone
 
+from delivery.pipeline import claiming
 from webhooks_project.celery import app
 
 logger = logging.getLogger("webhooks.delivery")
@@ -19,7 +22,7 @@ logger = logging.getLogger("webhooks.delivery")
 DELIVER_DUE = "delivery.tasks.deliver_due"
 # Wake-ups sent at once. A worker whose batch comes back full re-enqueues
 # itself, so a backlog keeps this many claimers busy without flooding the queue.
-MAX_KICKS = 32
+MAX_WAKEUPS = 32
 _ONE_RETRY = {
     "max_retries": 1,
     "interval_start": 0,
@@ -28,14 +31,14 @@ _ONE_RETRY = {
 }
 
 
-def kicks_for(due_count: int) -> int:
+def wakeups_for(due_count: int) -> int:
     """How many deliver_due messages `due_count` due deliveries deserve."""
     if due_count <= 0:
         return 0
-    return min(math.ceil(due_count / settings.WEBHOOK_BATCH_SIZE), MAX_KICKS)
+    return min(math.ceil(due_count / settings.WEBHOOK_BATCH_SIZE), MAX_WAKEUPS)
 
 
-def send_kicks(*, count: int = 0, countdowns: Iterable[float] = ()) -> int:
+def send_wakeups(*, count: int = 0, countdowns: Iterable[float] = ()) -> int:
     """Enqueue `count` immediate deliver_due messages and one per countdown
     (seconds), over one producer. Returns how many were sent; never raises."""
     delays: list[float | None] = [None] * max(count, 0)
@@ -68,3 +71,12 @@ def send_kicks(*, count: int = 0, countdowns: Iterable[float] = ()) -> int:
             exc,
         )
     return sent
+
+
+def dispatch_due_deliveries() -> int:
+    """The sweeper: wake workers for deliveries that are due (new ones whose
+    wake-up was lost, retries, claims whose lease ran out). Returns how many
+    wake-ups were sent. Cheap when nothing is due: one capped index scan."""
+    cap = settings.WEBHOOK_BATCH_SIZE * MAX_WAKEUPS
+    due = claiming.count_due(now=timezone.now(), cap=cap)
+    return send_wakeups(count=wakeups_for(due)) if due else 0

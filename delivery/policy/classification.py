@@ -22,9 +22,9 @@ from enum import Enum
 
 from django.conf import settings
 
-from delivery import backoff
-from delivery.http import SendResult
 from delivery.models import Attempt, Delivery
+from delivery.policy import backoff
+from delivery.sender.types import SendResult
 
 Outcome = Attempt.Outcome
 Status = Delivery.Status

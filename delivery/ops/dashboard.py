@@ -1,9 +1,14 @@
-"""The operator's dashboard figures: a handful of cheap, indexed reads."""
+"""The operator's dashboard: its figures (a handful of cheap, indexed reads)
+and the admin page that shows them."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib import admin
 from django.db.models import Count, Min
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from delivery.models import Attempt, Breaker, Delivery
 from subscriptions.models import Subscription
@@ -76,3 +81,13 @@ def dashboard_figures(*, now: datetime) -> Dashboard:
         open_breakers_count=open_breakers.count(),
         open_breakers=list(open_breakers[:LISTED]),
     )
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Staff only: wrapped in admin.site.admin_view in the URLconf."""
+    context = {
+        **admin.site.each_context(request),
+        "title": "Dashboard",
+        "figures": dashboard_figures(now=timezone.now()),
+    }
+    return TemplateResponse(request, "delivery/admin_dashboard.html", context)

@@ -35,8 +35,8 @@ from prometheus_client.core import (
     Metric,
 )
 
-from delivery.claiming import count_due
 from delivery.models import Attempt, Breaker, Delivery
+from delivery.pipeline.claiming import count_due
 from events.models import Event
 from subscriptions.models import Subscription
 from webhooks_project import errors

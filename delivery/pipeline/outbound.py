@@ -1,12 +1,12 @@
-"""The request a receiver gets (API.md, "What a receiver gets")."""
+"""The request a receiver gets (docs/api.md, "What a receiver gets")."""
 
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import webhooks_project
-from delivery import signing
-from delivery.http import OAuth2Config, OutboundRequest
+from delivery.sender import signing
+from delivery.sender.types import OAuth2Config, OutboundRequest
 from events.models import Event
 from subscriptions.models import Subscription
 

@@ -3,7 +3,7 @@
 Tokens come from the subscription's token_url (requests-oauthlib's
 BackendApplicationClient + OAuth2Session.fetch_token) and are kept in Django's
 default cache (Redis in production, so every worker process reuses them) until
-shortly before they expire. The transport is the caller's: `delivery.http`
+shortly before they expire. The transport is the caller's: `delivery.sender.http`
 passes a session whose adapter applies the SSRF guard and its deadline, and
 formats transport failures itself. This module raises TokenError for answers
 that are not a usable token.
@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -22,7 +21,8 @@ from django.core.cache import cache
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from subscriptions import crypto
+from delivery.sender.types import OAuth2Config
+from webhooks_project import crypto
 
 # requests-oauthlib logs token request bodies (client secrets) and token
 # responses at DEBUG; secrets never go to logs, whatever LOG_LEVEL says.
@@ -37,15 +37,6 @@ EXPIRY_MARGIN_SECONDS = 60
 DEFAULT_LIFETIME_SECONDS = 300
 # A token response is a small JSON object; a larger one is refused unread.
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class OAuth2Config:
-    token_url: str
-    client_id: str
-    client_secret: str
-    audience: str = ""
-    scope: str = ""
 
 
 class TokenError(Exception):

@@ -15,56 +15,23 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from delivery import attempt_log, breaker, kicks
-from delivery.classification import Verdict, classify
-from delivery.http import SendResult
 from delivery.models import Attempt, Delivery
+from delivery.pipeline import attempt_log, health, wakeups
+from delivery.pipeline.items import Item, Sent, Settled, Skipped, describe
+from delivery.policy import breaker
+from delivery.policy.classification import Verdict, classify
+from subscriptions import services as subscription_services
 from subscriptions.models import Subscription
 
 Status = Delivery.Status
 Outcome = Attempt.Outcome
-# last_success_at is informational: a busy subscription writes it at most this often.
-_SUCCESS_RESOLUTION = timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class Sent:
-    """A request was made (or tried: no answer is an answer too)."""
-
-    delivery: Delivery
-    at: datetime
-    result: SendResult
-    destination: str
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """The destination's breaker is open: postponed without a request."""
-
-    delivery: Delivery
-    at: datetime
-    until: datetime
-    destination: str
-
-
-@dataclass(frozen=True)
-class Settled:
-    """Decided at claim time without an attempt (held, cancelled, expired), or
-    `pending` again now: released unsent (its lease would have run out)."""
-
-    delivery: Delivery
-    status: Status
-
-
-Item = Sent | Skipped | Settled
 
 
 @dataclass(frozen=True)
@@ -78,23 +45,6 @@ class RowUpdate:
     last_status_code: int | None
     last_error: str
     delivered_at: datetime | None
-
-
-def _dt(value: datetime) -> Any:
-    """A datetime as raw SQL wants it on this database."""
-    return connection.ops.adapt_datetimefield_value(value)
-
-
-def _id(value: uuid.UUID) -> Any:
-    """A UUID as raw SQL wants it on this database (SQLite stores hex)."""
-    return Subscription._meta.pk.get_db_prep_value(value, connection)
-
-
-def describe(result: SendResult) -> str:
-    """`HTTP 503` or the sender's error: for last_error and paused_reason."""
-    if result.status_code is not None:
-        return f"HTTP {result.status_code}"
-    return result.error or "no response"
 
 
 def record(
@@ -123,12 +73,12 @@ def record(
         rows = [_row_update(item, verdicts, live, now) for item in items]
         kept = _write_rows(rows, now=now)
         _write_attempts(items, verdicts)
-        _count_failures(items, verdicts, kept, now=now)
+        health.count_failures(items, verdicts, kept, now=now)
         _expire_terminal(items, verdicts, kept, terminal_types, now=now)
         _write_breakers(items, verdicts, breakers, now=now)
         countdowns = _countdowns(rows, kept, now=now)
         if countdowns:
-            transaction.on_commit(lambda: kicks.send_kicks(countdowns=countdowns))
+            transaction.on_commit(lambda: wakeups.send_wakeups(countdowns=countdowns))
     return kept
 
 
@@ -329,117 +279,6 @@ def _insert_attempts(attempts: list[Attempt]) -> None:
         cursor.execute(sql, params)
 
 
-def _count_failures(
-    items: Sequence[Item],
-    verdicts: dict[uuid.UUID, Verdict],
-    kept: set[uuid.UUID],
-    *,
-    now: datetime,
-) -> None:
-    """Once per subscription: reset on ack, add failures, pause at the threshold."""
-    outcomes: dict[uuid.UUID, list[str]] = defaultdict(list)
-    last_failure: dict[uuid.UUID, SendResult] = {}
-    subscriptions: dict[uuid.UUID, Subscription | None] = {}
-    for item in items:
-        delivery = item.delivery
-        if (
-            not isinstance(item, Sent)
-            or delivery.id not in kept
-            or delivery.kind != Delivery.Kind.EVENT
-            or delivery.subscription_id is None
-        ):
-            continue
-        verdict = verdicts[delivery.id]
-        subscriptions[delivery.subscription_id] = delivery.subscription
-        outcomes[delivery.subscription_id].append(verdict.outcome)
-        if verdict.endpoint_failure:
-            last_failure[delivery.subscription_id] = item.result
-    tallies = {sid: breaker.Tally.of(seq) for sid, seq in outcomes.items()}
-
-    only_acks = [
-        sid
-        for sid, t in tallies.items()
-        if t.acked and not t.failures and not _recently_healthy(subscriptions[sid], now)
-    ]
-    if only_acks:
-        Subscription.objects.filter(id__in=only_acks).filter(
-            Q(consecutive_failures__gt=0)
-            | Q(last_success_at__isnull=True)
-            | Q(last_success_at__lt=now - _SUCCESS_RESOLUTION)
-        ).update(consecutive_failures=0, last_success_at=now, updated_at=now)
-        for sid in only_acks:
-            # The batch's deliveries share this object: its later flushes
-            # see the success just written and skip the update.
-            subscription = subscriptions[sid]
-            subscription.consecutive_failures = 0
-            subscription.last_success_at = now
-
-    table = connection.ops.quote_name(Subscription._meta.db_table)
-    for sid in sorted(sid for sid, t in tallies.items() if t.failures):
-        tally = tallies[sid]
-        if tally.acked:
-            sql = (
-                f"UPDATE {table} SET consecutive_failures = %s, last_success_at = %s, "
-                "last_failure_at = %s, updated_at = %s WHERE id = %s "
-                "RETURNING consecutive_failures, status"
-            )
-            params: list[Any] = [tally.failures, _dt(now), _dt(now), _dt(now), _id(sid)]
-        else:
-            sql = (
-                f"UPDATE {table} SET consecutive_failures = consecutive_failures + %s, "
-                "last_failure_at = %s, updated_at = %s WHERE id = %s "
-                "RETURNING consecutive_failures, status"
-            )
-            params = [tally.failures, _dt(now), _dt(now), _id(sid)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            continue
-        failures, status = row
-        if (
-            failures >= settings.WEBHOOK_PAUSE_AFTER_FAILURES
-            and status == Subscription.Status.ACTIVE
-        ):
-            _pause(sid, failures, last_failure.get(sid), now=now)
-
-
-def _recently_healthy(subscription: Subscription | None, now: datetime) -> bool:
-    # As read when the batch was claimed: no failures and a recent success, so
-    # a busy subscription is not written on every flush.
-    return (
-        subscription is not None
-        and subscription.consecutive_failures == 0
-        and subscription.last_success_at is not None
-        and subscription.last_success_at >= now - _SUCCESS_RESOLUTION
-    )
-
-
-def _pause(
-    subscription_id: uuid.UUID,
-    failures: int,
-    last: SendResult | None,
-    *,
-    now: datetime,
-) -> None:
-    reason = f"{failures} consecutive failed attempts"
-    if last is not None:
-        reason += f"; last: {describe(last)}"
-    paused = Subscription.objects.filter(
-        id=subscription_id, status=Subscription.Status.ACTIVE
-    ).update(
-        status=Subscription.Status.PAUSED,
-        paused_reason=reason[:200],
-        paused_at=now,
-        updated_at=now,
-    )
-    if paused:
-        # Imported here: services imports the engine, which imports this module.
-        from delivery.services import hold_pending_deliveries
-
-        hold_pending_deliveries(subscription_id=subscription_id)
-
-
 def _expire_terminal(
     items: Sequence[Item],
     verdicts: dict[uuid.UUID, Verdict],
@@ -466,10 +305,9 @@ def _expire_terminal(
     terminal = terminal_types()
     ended = {d.subscription_id for d in candidates if d.event.type in terminal}
     if ended:
-        Subscription.objects.filter(
-            id__in=ended,
-            status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAUSED],
-        ).update(status=Subscription.Status.EXPIRED, updated_at=now)
+        subscription_services.end_tracking_subscriptions(
+            subscription_ids=ended, now=now
+        )
 
 
 def _write_breakers(

@@ -19,10 +19,14 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from delivery import breaker, http, kicks, outbound
-from delivery.claiming import claim_due
 from delivery.models import Delivery
-from delivery.recording import Item, Sent, Settled, Skipped, record
+from delivery.pipeline import outbound, wakeups
+from delivery.pipeline.claiming import claim_due
+from delivery.pipeline.items import Item, Sent, Settled, Skipped
+from delivery.pipeline.recording import record
+from delivery.policy import breaker
+from delivery.sender import http
+from delivery.sender.types import OutboundRequest, SendResult
 from events.models import EventType
 from subscriptions.models import Subscription
 
@@ -61,10 +65,10 @@ class BatchReport:
 # A request still queued for a sender thread this close to its lease running
 # out is not sent: the row may be claimed again by then, and two workers must
 # never send the same attempt at once.
-NOT_SENT = http.SendResult(None, 0, error="not sent: the claim ran out while queued")
+NOT_SENT = SendResult(None, 0, error="not sent: the claim ran out while queued")
 # Nor is one whose delivery's TTL ran out while it waited: no attempt is ever
 # made after a delivery's expiry.
-EXPIRED_WHILE_QUEUED = http.SendResult(None, 0, error="not sent: expired while queued")
+EXPIRED_WHILE_QUEUED = SendResult(None, 0, error="not sent: expired while queued")
 
 
 def deliver_due_batch(*, limit: int) -> BatchReport:
@@ -79,7 +83,7 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     if not claimed:
         return BatchReport()
     if len(claimed) >= limit:
-        transaction.on_commit(lambda: kicks.send_kicks(count=1))
+        transaction.on_commit(lambda: wakeups.send_wakeups(count=1))
 
     states = breaker.load_states(
         breaker.destination_of(d.subscription.url)
@@ -88,7 +92,7 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     )
     terminal = _TerminalTypes()
     early: list[Item] = []
-    to_send: list[tuple[Delivery, str, http.OutboundRequest | None]] = []
+    to_send: list[tuple[Delivery, str, OutboundRequest | None]] = []
     probes: dict[str, datetime] = {}
     for delivery in claimed:
         item = _triage(delivery, states, probes, now=now)
@@ -99,7 +103,7 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
             early.append(item)
 
     deadline = time.monotonic() + _send_window()
-    futures: dict[Future[tuple[datetime, http.SendResult]], tuple[Delivery, str]]
+    futures: dict[Future[tuple[datetime, SendResult]], tuple[Delivery, str]]
     futures = {}
     for delivery, destination, request in to_send:
         future = http_pool().submit(_send, request, deadline, delivery.expires_at)
@@ -151,7 +155,7 @@ def _triage(
     return None
 
 
-def _build(delivery: Delivery, *, now: datetime) -> http.OutboundRequest | None:
+def _build(delivery: Delivery, *, now: datetime) -> OutboundRequest | None:
     try:
         return outbound.build_request(
             event=delivery.event, subscription=delivery.subscription, now=now
@@ -162,12 +166,12 @@ def _build(delivery: Delivery, *, now: datetime) -> http.OutboundRequest | None:
 
 
 def _send(
-    request: http.OutboundRequest | None, deadline: float, expires_at: datetime
-) -> tuple[datetime, http.SendResult]:
+    request: OutboundRequest | None, deadline: float, expires_at: datetime
+) -> tuple[datetime, SendResult]:
     """Runs on a sender thread: no database work here."""
     started = timezone.now()
     if request is None:
-        return started, http.SendResult(None, 0, error="cannot build the request")
+        return started, SendResult(None, 0, error="cannot build the request")
     if time.monotonic() > deadline:
         return started, NOT_SENT
     if started >= expires_at:
@@ -177,11 +181,11 @@ def _send(
     except Exception as exc:  # send() promises not to raise; a bug must not leak
         logger.exception("the sender raised")
         error = f"sender error: {exc.__class__.__name__}"
-        return started, http.SendResult(None, 0, error=error)
+        return started, SendResult(None, 0, error=error)
 
 
 def _drain(
-    futures: dict[Future[tuple[datetime, http.SendResult]], tuple[Delivery, str]],
+    futures: dict[Future[tuple[datetime, SendResult]], tuple[Delivery, str]],
     states: dict[str, breaker.BreakerState],
     terminal: "_TerminalTypes",
     lease_ends: float,

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import certifi
@@ -50,31 +50,11 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Timeout, parse_url
 
-from delivery import oauth2, ssrf
-from delivery.oauth2 import OAuth2Config
-from delivery.ssrf import BlockedDestination, UnresolvableDestination
+from delivery.sender import oauth2, ssrf
+from delivery.sender.ssrf import BlockedDestination, UnresolvableDestination
+from delivery.sender.types import OAuth2Config, OutboundRequest, SendResult
 
-__all__ = ["OAuth2Config", "OutboundRequest", "SendResult", "send"]
-
-
-@dataclass(frozen=True)
-class OutboundRequest:
-    url: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    oauth2: OAuth2Config | None = None
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """What happened. status_code is None when there was no HTTP answer."""
-
-    status_code: int | None
-    duration_ms: int
-    response_excerpt: str | None = None
-    error: str | None = None
-    # The raw Retry-After header of a 429/503, for the retry policy.
-    retry_after: str | None = None
+__all__ = ["send"]
 
 
 # --- per-request state the connections read --------------------------------

@@ -1,0 +1,48 @@
+"""What the engine hands to recording: one item per claimed delivery."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from delivery.models import Delivery
+from delivery.sender.types import SendResult
+
+Status = Delivery.Status
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A request was made (or tried: no answer is an answer too)."""
+
+    delivery: Delivery
+    at: datetime
+    result: SendResult
+    destination: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The destination's breaker is open: postponed without a request."""
+
+    delivery: Delivery
+    at: datetime
+    until: datetime
+    destination: str
+
+
+@dataclass(frozen=True)
+class Settled:
+    """Decided at claim time without an attempt (held, cancelled, expired), or
+    `pending` again now: released unsent (its lease would have run out)."""
+
+    delivery: Delivery
+    status: Status
+
+
+Item = Sent | Skipped | Settled
+
+
+def describe(result: SendResult) -> str:
+    """`HTTP 503` or the sender's error: for last_error and paused_reason."""
+    if result.status_code is not None:
+        return f"HTTP {result.status_code}"
+    return result.error or "no response"
