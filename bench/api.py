@@ -1,4 +1,4 @@
-"""The bench's HTTP client of the service: only the public API of API.md.
+"""The bench's HTTP client of the service: only the public API of docs/api.md.
 
 Every thread has its own pooled requests.Session (trust_env=False, so no
 proxy lookup per request). Publishing many events runs `threads` such

@@ -1,7 +1,7 @@
 """What the bench publishes, and what a delivery of it looks like on the wire.
 
 The bare ceiling and the sink ceiling POST `delivery_request()`: the body and
-headers the service sends for one of the bench's events (API.md, "What a
+headers the service sends for one of the bench's events (docs/api.md, "What a
 receiver gets"), so the ceilings and the service move the same bytes.
 """
 

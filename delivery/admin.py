@@ -35,15 +35,7 @@ class _ReadOnly(admin.ModelAdmin):
 
 class AttemptInline(admin.TabularInline):
     model = Attempt
-    fields = (
-        "number",
-        "at",
-        "duration_ms",
-        "status_code",
-        "outcome",
-        "error",
-        "response_excerpt",
-    )
+    fields = Attempt.RECORDED
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -254,16 +246,7 @@ class AttemptAdmin(_ReadOnly):
     list_display = ("delivery", "number", "at", "status_code", "outcome", "duration_ms")
     list_filter = ("outcome",)
     raw_id_fields = ("delivery",)
-    readonly_fields = (
-        "delivery",
-        "number",
-        "at",
-        "duration_ms",
-        "status_code",
-        "outcome",
-        "error",
-        "response_excerpt",
-    )
+    readonly_fields = ("delivery", *Attempt.RECORDED)
     show_full_result_count = False
 
 

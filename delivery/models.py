@@ -24,6 +24,10 @@ class Delivery(models.Model):
         EVENT = "event", "event"
         TEST = "test", "test"
 
+    # Not finished: it may still be sent (pending) or will be once resumed (held).
+    UNFINISHED = (Status.PENDING, Status.HELD)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.EXPIRED, Status.CANCELLED)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event = models.ForeignKey(
         "events.Event", on_delete=models.CASCADE, related_name="deliveries"
@@ -102,6 +106,17 @@ class Attempt(models.Model):
         FAILURE = "failure", "failure"
         PERMANENT_FAILURE = "permanent_failure", "permanent failure"
         SKIPPED = "skipped", "skipped"
+
+    # What an attempt records (admin, API and the worker's INSERT show the same).
+    RECORDED = (
+        "number",
+        "at",
+        "duration_ms",
+        "status_code",
+        "outcome",
+        "error",
+        "response_excerpt",
+    )
 
     # No index of its own: attempt_delivery_number leads with it.
     delivery = models.ForeignKey(

@@ -1,4 +1,4 @@
-"""Shapes of the delivery endpoints (API.md, "Deliveries")."""
+"""Shapes of the delivery endpoints (docs/api.md, "Deliveries")."""
 
 import base64
 import binascii
@@ -18,15 +18,7 @@ DEFAULT_PAGE = 100
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = [
-            "number",
-            "at",
-            "duration_ms",
-            "status_code",
-            "outcome",
-            "error",
-            "response_excerpt",
-        ]
+        fields = list(Attempt.RECORDED)
 
 
 class DeliverySerializer(serializers.ModelSerializer):

@@ -29,13 +29,6 @@ from subscriptions.models import Subscription
 
 logger = logging.getLogger("webhooks.delivery")
 
-_UNFINISHED = [Delivery.Status.PENDING, Delivery.Status.HELD]
-_FINISHED = [
-    Delivery.Status.SUCCEEDED,
-    Delivery.Status.FAILED,
-    Delivery.Status.EXPIRED,
-    Delivery.Status.CANCELLED,
-]
 TEST_EVENT_TYPE = "TEST"
 # Sweeps touch at most this many rows per statement, so none holds locks long.
 SWEEP_CHUNK = 5000
@@ -99,7 +92,7 @@ def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
     attempt but no longer changes the delivery.
     """
     return Delivery.objects.filter(
-        subscription_id=subscription_id, status__in=_UNFINISHED
+        subscription_id=subscription_id, status__in=Delivery.UNFINISHED
     ).update(
         status=Delivery.Status.CANCELLED,
         next_attempt_at=None,
@@ -263,7 +256,7 @@ def expire_overdue_deliveries() -> int:
     now = timezone.now()
     in_flight = Q(lease_token__isnull=False, next_attempt_at__gt=now)
     overdue = Delivery.objects.filter(
-        status__in=_UNFINISHED, expires_at__lte=now
+        status__in=Delivery.UNFINISHED, expires_at__lte=now
     ).exclude(in_flight)
     return _in_chunks(
         overdue,
@@ -311,7 +304,7 @@ def prune_finished_deliveries(
     Idempotent; a delivery retried meanwhile is no longer finished and stays.
     """
     cutoff = timezone.now() - _retention(older_than)
-    old = Delivery.objects.filter(status__in=_FINISHED, updated_at__lt=cutoff)
+    old = Delivery.objects.filter(status__in=Delivery.FINISHED, updated_at__lt=cutoff)
     deliveries = attempts = 0
     for _ in _chunk_budget(max_chunks):
         with transaction.atomic():

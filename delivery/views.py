@@ -1,4 +1,4 @@
-"""The delivery endpoints (API.md, "Deliveries", and /webhooks/{id}/test and
+"""The delivery endpoints (docs/api.md, "Deliveries", and /webhooks/{id}/test and
 /deliveries): parse, call one service or selector, shape."""
 
 import uuid

@@ -23,7 +23,7 @@ _DELIVERY_LOG_FIELDS = (
 
 
 def matching_subscriptions(event: Event, *others: Event) -> QuerySet[Subscription]:
-    """The subscriptions an event is delivered to (SPEC.md, "Events").
+    """The subscriptions an event is delivered to (docs/spec.md, "Events").
 
     - a tenant event reaches only that tenant's subscriptions, those without a
       trackingId and those tracking the event's resource_id;

@@ -1,4 +1,4 @@
-"""Input and output shapes of the events API (API.md, "Events")."""
+"""Input and output shapes of the events API (docs/api.md, "Events")."""
 
 from typing import Any
 

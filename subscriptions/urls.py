@@ -4,8 +4,8 @@ from subscriptions import views
 
 # Exact paths only: /api/v1/webhooks/{id}/test and /deliveries live in
 # delivery.urls, and a non-UUID id falls through to the envelope's 404.
-# API.md writes `POST /api/v1/webhooks` and `GET /api/v1/webhooks/`; both
-# paths take both methods, and the schema shows each method where API.md does.
+# docs/api.md writes `POST /api/v1/webhooks` and `GET /api/v1/webhooks/`; both
+# paths take both methods, and the schema shows each method where docs/api.md does.
 urlpatterns = [
     path("api/v1/webhooks", views.WebhookCreateView.as_view(), name="webhooks"),
     path("api/v1/webhooks/", views.WebhookListView.as_view(), name="webhooks-list"),

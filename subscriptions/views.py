@@ -1,4 +1,4 @@
-"""The webhook endpoints (API.md, "Webhooks"): parse, call one service, shape."""
+"""The webhook endpoints (docs/api.md, "Webhooks"): parse, call one service, shape."""
 
 from typing import Any
 from uuid import UUID

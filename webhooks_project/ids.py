@@ -3,7 +3,7 @@
 import re
 import uuid
 
-# API.md: ids are UUIDs, 36 characters. uuid.UUID() also takes braces,
+# docs/api.md: ids are UUIDs, 36 characters. uuid.UUID() also takes braces,
 # "urn:uuid:" and bare hex, which would make one resource answer at several
 # paths; capitals stay accepted (an id written in capitals is the same id).
 _CANONICAL = re.compile(

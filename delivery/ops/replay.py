@@ -20,8 +20,6 @@ from subscriptions.models import Subscription
 # one huge INSERT.
 REPLAY_CHUNK = 1000
 
-_UNFINISHED = [Delivery.Status.PENDING, Delivery.Status.HELD]
-
 
 @dataclass(frozen=True)
 class ReplayResult:
@@ -89,7 +87,7 @@ def _replay_chunk(
         for _, event_id, subscription_id, kind, status in rows
         if subscription_id is not None
         and kind == Delivery.Kind.EVENT
-        and status not in _UNFINISHED
+        and status not in Delivery.UNFINISHED
     ]
     with transaction.atomic():
         clients = _live_subscriptions({sid for _, sid in candidates}, now=now)
@@ -139,6 +137,6 @@ def _unfinished_pairs(
     rows = Delivery.objects.filter(
         subscription_id__in={sid for _, sid in pairs},
         event_id__in={eid for eid, _ in pairs},
-        status__in=_UNFINISHED,
+        status__in=Delivery.UNFINISHED,
     ).values_list("event_id", "subscription_id")
     return set(rows)

@@ -250,16 +250,7 @@ def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -
             attempt_log.log_attempt(delivery=delivery, attempt=attempt)
 
 
-_ATTEMPT_COLUMNS = (
-    "delivery_id",
-    "number",
-    "at",
-    "duration_ms",
-    "status_code",
-    "outcome",
-    "error",
-    "response_excerpt",
-)
+_ATTEMPT_COLUMNS = ("delivery_id", *Attempt.RECORDED)
 
 
 def _insert_attempts(attempts: list[Attempt]) -> None:

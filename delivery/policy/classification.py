@@ -1,6 +1,6 @@
 """What an answer means: SendResult -> outcome and the delivery's next step.
 
-The table (SPEC.md, "Delivery"), as data:
+The table (docs/spec.md, "Delivery"), as data:
 
     answer                       outcome            next                  failure?
     2xx                          ack                succeeded             no, resets
