@@ -275,7 +275,18 @@ def write_markdown(path: Path, report: dict) -> None:
         ]
     if report.get("notes"):
         lines += ["## Notes", "", *(f"- {note}" for note in report["notes"]), ""]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join([*lines, HAND_WRITTEN, *_hand_written(path)]))
+
+
+# Everything below this line in RESULTS.md is written by hand and kept as it is.
+HAND_WRITTEN = "<!-- written by hand below; a full run keeps it -->"
+
+
+def _hand_written(path: Path) -> list[str]:
+    if not path.exists():
+        return [""]
+    _, marker, kept = path.read_text().partition(HAND_WRITTEN)
+    return kept.split("\n") if marker else [""]
 
 
 def _dispatch_plan(runs: list[dict]) -> str:

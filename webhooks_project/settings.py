@@ -190,7 +190,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# --- the product's own settings (see README, "Configuration") ----------------
+# --- the product's own settings (docs/deploy.md, "Environment variables") -----
 WEBHOOK_SUBSCRIPTION_TTL = conf.read(
     E, "WEBHOOK_SUBSCRIPTION_TTL", "30d", conf.parse_duration
 )
