@@ -191,28 +191,77 @@ def _insert_deliveries_postgresql(
         select_sql, select_params = chosen.query.sql_with_params()
     except EmptyResultSet:  # e.g. .none(): nothing can match
         return {}
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    now = timezone.now()
+    insert_sql, params = deliveries_insert_sql(
+        events_sql="unnest(%s::uuid[], %s::text[]) AS e (id, resource_id)",
+        events_params=[
+            [str(event.id) for event in events],
+            [event.resource_id for event in events],
+        ],
+        subscriptions_sql=(
+            "SELECT DISTINCT u.id, u.client_id, u.status, u.tracking_id "
+            f"FROM ({select_sql}) u"
+        ),
+        subscriptions_params=list(select_params),
+        published_at=published_at,
+        lone=len(events) == 1,
+        tenant_event=events[0].tenant_id is not None,
+    )
     # Counted in SQL: a fan-out to 10,000 returns one row, not 10,000.
     sql = (
-        f"WITH created AS (INSERT INTO {table} (id, event_id, subscription_id, "
-        "client_id, kind, "
+        f"WITH created AS ({insert_sql}) "
+        "SELECT event_id, count(*), count(*) FILTER (WHERE due) "
+        "FROM created GROUP BY event_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {
+            event_id: CreatedDeliveries(total=total, due=due)
+            for event_id, total, due in cursor.fetchall()
+        }
+
+
+def deliveries_insert_sql(
+    *,
+    events_sql: str,
+    events_params: Sequence[object],
+    subscriptions_sql: str,
+    subscriptions_params: Sequence[object],
+    published_at: datetime,
+    lone: bool,
+    tenant_event: bool,
+) -> tuple[str, list[object]]:
+    """The PostgreSQL INSERT … SELECT of the deliveries of some events to the
+    subscriptions that reach them, and its parameters: what create_deliveries
+    writes, as one statement that publishing can put in a CTE after the
+    INSERT of its events (one round trip for both).
+
+    `events_sql` is a FROM item named `e` with columns (id, resource_id),
+    the events published together at `published_at` (same tenant, type and
+    subtype); `subscriptions_sql` a SELECT of (id, client_id, status,
+    tracking_id), each subscription once. Each event gets the subscriptions it
+    reaches (events.selectors.reaches: by trackingId), or every one when it
+    is `lone`. Deliveries to paused subscriptions are `held`, the others
+    `pending` and due at `published_at`; all expire WEBHOOK_DELIVERY_TTL
+    after it. RETURNING event_id, due (one row per delivery; due: created
+    pending, not held).
+    """
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    now = timezone.now()
+    sql = (
+        f"INSERT INTO {table} (id, event_id, subscription_id, client_id, kind, "
         "status, attempts_count, backoff_step, next_attempt_at, lease_token, "
         "expires_at, created_at, updated_at, delivered_at, last_status_code, "
         "last_error) "
-        "SELECT gen_random_uuid(), e.id, s.id, s.client_id, %s, "
-        "CASE WHEN s.status = %s THEN %s ELSE %s END, 0, 0, "
+        # Typed where the context does not say (webhooks_project/prepared.py).
+        "SELECT gen_random_uuid(), e.id, s.id, s.client_id, %s::text, "
+        "CASE WHEN s.status = %s THEN %s::text ELSE %s::text END, 0, 0, "
         "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
-        "%s, %s, %s, NULL, NULL, '' "
-        "FROM unnest(%s::uuid[], %s::text[]) AS e (id, resource_id) JOIN "
-        "(SELECT DISTINCT u.id, u.client_id, u.status, u.tracking_id "
-        f"FROM ({select_sql}) u) s "
+        "%s::timestamptz, %s::timestamptz, %s::timestamptz, NULL, NULL, '' "
+        f"FROM {events_sql} JOIN ({subscriptions_sql}) s "
         # events.selectors.reaches(), or every subscription for a lone event.
-        "ON %s OR (%s AND COALESCE(s.tracking_id, '') = '') "
+        "ON %s::boolean OR (%s::boolean AND COALESCE(s.tracking_id, '') = '') "
         "OR s.tracking_id = e.resource_id "
-        "RETURNING event_id, status) "
-        "SELECT event_id, count(*), count(*) FILTER (WHERE status = %s) "
-        "FROM created GROUP BY event_id"
+        "RETURNING event_id, status = %s AS due"
     )
     paused = Subscription.Status.PAUSED
     params = [
@@ -222,31 +271,28 @@ def _insert_deliveries_postgresql(
         Delivery.Status.PENDING,
         paused,
         published_at,
-        expires_at,
+        published_at + settings.WEBHOOK_DELIVERY_TTL,
         now,
         now,
-        [str(event.id) for event in events],
-        [event.resource_id for event in events],
-        *select_params,
-        len(events) == 1,
-        events[0].tenant_id is not None,
+        *events_params,
+        *subscriptions_params,
+        lone,
+        tenant_event,
         Delivery.Status.PENDING,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {
-            event_id: CreatedDeliveries(total=total, due=due)
-            for event_id, total, due in cursor.fetchall()
-        }
+    return sql, params
 
 
 def wake_workers(*, due_count: int) -> None:
-    """Enqueue enough deliver_due wake-ups for `due_count` newly due deliveries.
+    """Have enough deliver_due wake-ups sent for `due_count` newly due
+    deliveries.
 
-    Call from transaction.on_commit. Never raises and never blocks long: with
-    the broker down it logs a warning, and dispatch_due finds the rows later.
+    Call from transaction.on_commit. Returns at once: the process's wake-up
+    sender sends them, coalesced with those of other publishes in flight
+    (delivery/pipeline/wakeups.py). Never raises; with the broker down it
+    logs a warning, and dispatch_due finds the rows later.
     """
-    wakeups.send_wakeups(count=wakeups.wakeups_for(due_count))
+    wakeups.wake(due_count=due_count)
 
 
 def expire_overdue_deliveries() -> int:

@@ -1,15 +1,22 @@
 """Named reads of the events app: routing, the event log, the type catalogue."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import BooleanField, Count, QuerySet
+from django.db.models.expressions import RawSQL
 
 from events.models import Event, EventType
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
+
+# Quoted alike by PostgreSQL and SQLite.
+_SUBSCRIPTION = f'"{Subscription._meta.db_table}"'
+_FILTER = f'"{SubscriptionFilter._meta.db_table}"'
+
 
 # What GET /api/v1/events/{id} shows of each delivery.
 _DELIVERY_LOG_FIELDS = (
@@ -39,39 +46,79 @@ def matching_subscriptions(event: Event, *others: Event) -> QuerySet[Subscriptio
     event reaches which is then `reaches()` of the event and the subscription:
     by trackingId (create_deliveries_for pairs them so).
 
+    The condition is routing_condition(), the one publishing puts in its
+    INSERT … SELECT. Events that can reach nobody get `.none()`.
+    """
+    condition = routing_condition(
+        tenant_id=event.tenant_id,
+        type=event.type,
+        subtype=event.subtype,
+        resource_ids=[e.resource_id for e in (event, *others)],
+        published_at=event.created_at,
+    )
+    if condition is None:
+        return Subscription.objects.none()
+    sql, params = condition
+    where = RawSQL(sql, params, output_field=BooleanField())
+    return Subscription.objects.filter(where).order_by()
+
+
+def routing_condition(
+    *,
+    tenant_id: int | None,
+    type: str,
+    subtype: str | None,
+    resource_ids: Iterable[str | None],
+    published_at: datetime,
+) -> tuple[str, list[Any]] | None:
+    """The SQL condition on a subscriptions row (the table by its own name)
+    that matching_subscriptions() means, with its parameters, for events of
+    one tenant (None: public), type and subtype about `resource_ids`,
+    published at `published_at`; None when such events reach nobody.
+
+    Hand-written once, so publishing neither compiles a queryset per event
+    (~1 ms) nor keeps a second copy of the rules.
+
     The type filter is an EXISTS subquery, so a subscription with several
     matching groups matches once and the result can feed an INSERT … SELECT.
-    Events that can reach nobody get `.none()` (an EmptyQuerySet).
+    Wrapped in COALESCE it stays a subplan on PostgreSQL: one hashed scan of
+    the type's filters, or one index probe per subscription, linear whatever
+    the table statistics say. A bare WHERE EXISTS becomes a semi-join planned
+    from statistics, and right after a burst of new subscriptions (not yet
+    analysed) PostgreSQL picks a nested loop comparing every filter row with
+    every subscription: 8 s instead of 10 ms for 10,000 of them.
     """
-    published_at = event.created_at
-    subtypes = [""] if not event.subtype else ["", event.subtype]
-    resources = {e.resource_id for e in (event, *others) if e.resource_id}
-    listens = SubscriptionFilter.objects.filter(
-        subscription_id=OuterRef("pk"),
-        event_type=event.type,
-        subtype__in=subtypes,
-    )
-    live = Subscription.objects.filter(
-        status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAUSED],
-        expires_at__gt=published_at,
-        created_at__lte=published_at,
-    )
-    if event.tenant_id is not None:
-        audience = Q(tracking_id__isnull=True) | Q(tracking_id="")
-        if resources:
-            audience |= Q(tracking_id__in=sorted(resources))
-        routed = live.filter(audience, client_id=event.tenant_id)
+    resources = sorted({r for r in resource_ids if r})
+    tracked = f"{_SUBSCRIPTION}.tracking_id IN ({', '.join(['%s'] * len(resources))})"
+    if tenant_id is not None:
+        audience = (
+            f"{_SUBSCRIPTION}.client_id = %s AND ({_SUBSCRIPTION}.tracking_id IS "
+            f"NULL OR {_SUBSCRIPTION}.tracking_id = ''"
+            + (f" OR {tracked})" if resources else ")")
+        )
+        audience_params: list[Any] = [tenant_id, *resources]
     elif resources:
-        routed = live.filter(tracking_id__in=sorted(resources))
+        audience, audience_params = tracked, list(resources)
     else:
-        return Subscription.objects.none()
-    # Wrapped in COALESCE, the EXISTS stays a subplan on PostgreSQL: one hashed
-    # scan of the type's filters, or one index probe per subscription, linear
-    # whatever the table statistics say. A bare WHERE EXISTS becomes a semi-join
-    # planned from statistics, and right after a burst of new subscriptions (not
-    # yet analysed) PostgreSQL picks a nested loop comparing every filter row
-    # with every subscription: 8 s instead of 10 ms for 10,000 of them.
-    return routed.filter(Coalesce(Exists(listens), False)).order_by()
+        return None
+    published = connection.ops.adapt_datetimefield_value(published_at)
+    sql = (
+        f"{_SUBSCRIPTION}.status IN (%s, %s) AND {_SUBSCRIPTION}.expires_at > %s "
+        f"AND {_SUBSCRIPTION}.created_at <= %s AND {audience} AND COALESCE(EXISTS "
+        f"(SELECT 1 FROM {_FILTER} f WHERE f.subscription_id = {_SUBSCRIPTION}.id "
+        "AND f.event_type = %s AND f.subtype IN (%s, %s)), FALSE)"
+    )
+    params = [
+        Subscription.Status.ACTIVE,
+        Subscription.Status.PAUSED,
+        published,
+        published,
+        *audience_params,
+        type,
+        "",
+        subtype or "",
+    ]
+    return sql, params
 
 
 def reaches(*, tenant_event: bool, resource_id: str | None, tracking_id: str | None):
@@ -80,6 +127,17 @@ def reaches(*, tenant_event: bool, resource_id: str | None, tracking_id: str | N
     if tenant_event and not tracking_id:
         return True
     return resource_id is not None and tracking_id == resource_id
+
+
+def published_under(
+    *, publisher: Client, keys: Collection[str]
+) -> dict[str, tuple[Event, int]]:
+    """The publisher's events published under these idempotency keys, by
+    key, each with how many deliveries it has (one query)."""
+    events = Event.objects.filter(
+        publisher=publisher, idempotency_key__in=set(keys)
+    ).annotate(delivery_count=Count("deliveries"))
+    return {event.idempotency_key: (event, event.delivery_count) for event in events}
 
 
 def count_deliveries(*, event: Event, due_only: bool = False) -> int:

@@ -6,26 +6,43 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models.query import EmptyQuerySet
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery.services import (
     CreatedDeliveries,
     create_deliveries_for,
+    deliveries_insert_sql,
     wake_workers,
 )
 from events.models import Event, EventType
 from events.selectors import (
-    count_deliveries,
     matching_subscriptions,
+    published_under,
+    routing_condition,
 )
-from subscriptions.models import Client
+from subscriptions.models import Client, Subscription
+from webhooks_project import prepared
+from webhooks_project.lookups import LookupCache
 
 # Created only by the test endpoint (POST /webhooks/{id}/test), never published.
 RESERVED_TYPE = "TEST"
+
+# What every publish looks up: positives only, for WEBHOOK_LOOKUP_CACHE_TTL
+# (a type or tenant added a moment ago works at once; one changed or deleted
+# within that time on every process, at once on this one: EventsConfig.ready).
+event_types: LookupCache[EventType] = LookupCache("event types")
+tenants: LookupCache[Client] = LookupCache("tenants")
+
+
+def forget_lookups(**kwargs: object) -> None:
+    """A receiver of post_save/post_delete of EventType and Client (connected
+    in EventsConfig.ready)."""
+    event_types.clear()
+    tenants.clear()
 
 
 class PublishError(Exception):
@@ -87,114 +104,282 @@ def publish_events(
     idempotency; a key repeated within the batch is a repeat of its first
     event); the workers are woken once, for all of them, on commit.
 
+    On PostgreSQL the events and all their deliveries are one statement (an
+    INSERT … ON CONFLICT DO NOTHING of the events and, in the same CTE, the
+    INSERT … SELECT of the deliveries of those inserted), so outside a
+    transaction a publish is one round trip, committed when it returns; a
+    repeat costs one more, to read the existing event. Event types and
+    tenants come from in-process caches (webhooks_project/lookups.py).
+
     A PublishError names the failing event in `index`; nothing is written then.
     """
-    lookups = _Lookups()
-    # Losing a race on an idempotency key to another publisher (its commit
-    # makes this insert fail) rolls back a savepoint and publishes again, when
-    # that key is a repeat. Each retry has one more repeat, so this ends.
-    tries = 1 + sum(fields.get("idempotency_key") is not None for fields in events)
-    with transaction.atomic():
-        for attempt in range(tries):
-            try:
-                with transaction.atomic():
-                    results = _publish_together(publisher, lookups, events)
-                break
-            except IntegrityError:
-                if attempt == tries - 1:
-                    raise
-        due = sum(result.due for result in results)
-        if due:
-            transaction.on_commit(lambda: wake_workers(due_count=due))
+    for attempt in range(2):
+        drafts = _drafts(publisher, events)
+        new = [draft for draft in drafts if isinstance(draft, _Draft)]
+        try:
+            created, existing = _write(publisher, new)
+            break
+        except IntegrityError:
+            # A tenant (or type) cached a moment ago was deleted since: look
+            # them up afresh, which refuses the event (outside a transaction
+            # only: inside one the failed statement has aborted it).
+            if attempt or connection.in_atomic_block:
+                raise
+            event_types.clear()
+            tenants.clear()
+    results: list[PublishResult] = []
+    for draft in drafts:
+        if isinstance(draft, int):  # a key repeated within the batch
+            first = results[draft]
+            result = PublishResult(
+                event=first.event, deliveries=first.deliveries, created=False
+            )
+        elif isinstance(draft, _Known):
+            result = PublishResult(
+                event=draft.event, deliveries=draft.deliveries, created=False
+            )
+        elif draft.event.id in created:
+            counts = created[draft.event.id]
+            draft.event._state.adding = False
+            draft.event._state.db = connection.alias
+            result = PublishResult(
+                event=draft.event, deliveries=counts.total, created=True, due=counts.due
+            )
+        else:  # published before under its key (also by a racing publish)
+            event, deliveries = existing[draft.event.idempotency_key]
+            result = PublishResult(event=event, deliveries=deliveries, created=False)
+        results.append(result)
+    due = sum(result.due for result in results)
+    if due:
+        # At once outside a transaction: the statement has committed.
+        transaction.on_commit(lambda: wake_workers(due_count=due))
     return results
 
 
-def _indexed(index: int, publish: Callable[..., Any], *args: Any, **kwargs: Any):
-    """publish(*args, **kwargs), its PublishError marked with the event's index."""
+@dataclass(frozen=True)
+class _Draft:
+    """A checked, unsaved event and its payload serialised as JSON."""
+
+    event: Event
+    payload_json: str
+
+
+@dataclass(frozen=True)
+class _Known:
+    """An event published before under the idempotency key of an invalid one."""
+
+    event: Event
+    deliveries: int
+
+
+def _indexed(index: int, check: Callable[..., Any], *args: Any, **kwargs: Any):
+    """check(*args, **kwargs), its PublishError marked with the event's index."""
     try:
-        return publish(*args, **kwargs)
+        return check(*args, **kwargs)
     except PublishError as exc:
         exc.index = index
         raise
 
 
-def _publish_together(
-    publisher: Client, lookups: "_Lookups", events: Sequence[dict[str, Any]]
-) -> list[PublishResult]:
-    # One INSERT for the events, one INSERT … SELECT of deliveries per distinct
-    # (tenant, type, subtype): a batch of 1,000 events of one type costs about
-    # five statements, not 4,000.
-    keys = [(n, f.get("idempotency_key")) for n, f in enumerate(events)]
-    keys = [(n, key) for n, key in keys if key is not None]
-    for index, key in keys:
-        _indexed(index, _check_text, "id", key)
-    existing = {}
-    if keys:
-        earlier = Event.objects.filter(
-            publisher=publisher, idempotency_key__in={key for _, key in keys}
-        )
-        existing = {event.idempotency_key: event for event in earlier}
-
-    now = timezone.now()
-    results: list[PublishResult | None] = [None] * len(events)
-    new: list[tuple[int, Event]] = []
-    first_of: dict[str, int] = {}  # key -> index of its first event in the batch
+def _drafts(
+    publisher: Client, events: Sequence[dict[str, Any]]
+) -> list["_Draft | _Known | int"]:
+    """One _Draft per event, or the index of the earlier event of the batch
+    with the same idempotency key, or (_Known) the event already published
+    under the key of an invalid one. Raises PublishError (with `index`)."""
     for index, fields in enumerate(events):
         key = fields.get("idempotency_key")
-        if key in existing:
-            results[index] = _repeat_of(existing[key])
-        elif key is None or key not in first_of:
-            event = _indexed(index, _new_event, publisher, lookups, now=now, **fields)
-            new.append((index, event))
-            if key is not None:
-                first_of[key] = index
-    Event.objects.bulk_create([event for _, event in new])
-
-    routes: dict[tuple, list[Event]] = defaultdict(list)
-    for _, event in new:
-        routes[(event.tenant_id, event.type, event.subtype)].append(event)
-    created: dict[Any, CreatedDeliveries] = {}
-    for group in routes.values():
-        subscriptions = matching_subscriptions(*group)
-        if not isinstance(subscriptions, EmptyQuerySet):
-            created.update(
-                create_deliveries_for(events=group, subscriptions=subscriptions)
-            )
-    for index, event in new:
-        counts = created.get(event.id, CreatedDeliveries(total=0, due=0))
-        results[index] = PublishResult(
-            event=event, deliveries=counts.total, created=True, due=counts.due
-        )
+        if key is not None:
+            _indexed(index, _check_text, "id", key)
+    now = timezone.now()
+    drafts: list[_Draft | _Known | int] = []
+    first_of: dict[str, int] = {}
     for index, fields in enumerate(events):
-        if results[index] is None:  # a key repeated within the batch
-            first = results[first_of[fields["idempotency_key"]]]
-            results[index] = PublishResult(
-                event=first.event, deliveries=first.deliveries, created=False
+        key = fields.get("idempotency_key")
+        if key is not None and key in first_of:
+            drafts.append(first_of[key])
+            continue
+        try:
+            drafts.append(_indexed(index, _new_event, publisher, now=now, **fields))
+        except PublishError:
+            # A repeat is a repeat whatever its body (the publisher retrying
+            # with other fields): only a key never used makes the error stand.
+            known = published_under(publisher=publisher, keys=[key]) if key else {}
+            if key not in known:
+                raise
+            drafts.append(_Known(*known[key]))
+        if key is not None:
+            first_of[key] = index
+    return drafts
+
+
+def _write(
+    publisher: Client, drafts: Sequence[_Draft]
+) -> tuple[dict[UUID, CreatedDeliveries], dict[str, tuple[Event, int]]]:
+    """Insert the events not yet published under their keys, and their
+    deliveries. Returns the counts of each event inserted (by id) and the
+    events that were already there (by key, with their delivery counts)."""
+    if not drafts:
+        return {}, {}
+    if connection.vendor == "postgresql":
+        return _write_postgresql(publisher, drafts)
+    return _write_portable(publisher, drafts)
+
+
+def _routes(drafts: Sequence[_Draft]) -> list[list[Event]]:
+    """The events grouped by what routes them: (tenant, type, subtype)."""
+    routes: dict[tuple, list[Event]] = defaultdict(list)
+    for draft in drafts:
+        event = draft.event
+        routes[(event.tenant_id, event.type, event.subtype)].append(event)
+    return list(routes.values())
+
+
+_EVENTS = f'"{Event._meta.db_table}"'
+_SUBSCRIPTIONS = f'"{Subscription._meta.db_table}"'
+_EVENT_COLUMNS = (
+    "id",
+    "publisher_id",
+    "idempotency_key",
+    "tenant_id",
+    "type",
+    "subtype",
+    "resource_id",
+    "resource_url",
+    "user_id",
+    "payload",
+    "occurred_at",
+    "created_at",
+)
+_EVENT_ROW = f"({', '.join(['%s'] * len(_EVENT_COLUMNS))})"
+
+
+def _write_postgresql(
+    publisher: Client, drafts: Sequence[_Draft]
+) -> tuple[dict[UUID, CreatedDeliveries], dict[str, tuple[Event, int]]]:
+    params: list[Any] = []
+    for draft in drafts:
+        e = draft.event
+        params += [
+            e.id,
+            e.publisher_id,
+            e.idempotency_key,
+            e.tenant_id,
+            e.type,
+            e.subtype,
+            e.resource_id,
+            e.resource_url,
+            e.user_id,
+            draft.payload_json,
+            e.occurred_at,
+            e.created_at,
+        ]
+    insert_events = (
+        f"INSERT INTO {_EVENTS} ({', '.join(_EVENT_COLUMNS)}) "
+        f"VALUES {', '.join([_EVENT_ROW] * len(drafts))} "
+        # The arbiter is event_unique_idempotency_key (a partial unique index):
+        # a key already used, or being used by a transaction not yet committed
+        # (waited for), inserts nothing, and so no deliveries.
+        "ON CONFLICT (publisher_id, idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, resource_id"
+    )
+    ctes = [f"new_events AS ({insert_events})"]
+    routes = _routes(drafts)
+    for group in routes:
+        condition = routing_condition(
+            tenant_id=group[0].tenant_id,
+            type=group[0].type,
+            subtype=group[0].subtype,
+            resource_ids=[event.resource_id for event in group],
+            published_at=group[0].created_at,
+        )
+        if condition is None:
+            continue
+        where, where_params = condition
+        if len(routes) == 1:
+            source, source_params = "new_events e", []
+        else:
+            source = (
+                "(SELECT id, resource_id FROM new_events WHERE id = ANY(%s::uuid[])) e"
             )
-    return results
+            source_params = [[str(event.id) for event in group]]
+        insert, insert_params = deliveries_insert_sql(
+            events_sql=source,
+            events_params=source_params,
+            subscriptions_sql=(
+                f"SELECT {_SUBSCRIPTIONS}.id, {_SUBSCRIPTIONS}.client_id, "
+                f"{_SUBSCRIPTIONS}.status, {_SUBSCRIPTIONS}.tracking_id "
+                f"FROM {_SUBSCRIPTIONS} WHERE {where}"
+            ),
+            subscriptions_params=where_params,
+            published_at=group[0].created_at,
+            lone=len(group) == 1,
+            tenant_event=group[0].tenant_id is not None,
+        )
+        ctes.append(f"d{len(ctes)} AS ({insert})")
+        params += insert_params
+    if len(ctes) == 1:
+        counted = "SELECT id, 0, 0 FROM new_events"
+    else:
+        deliveries = " UNION ALL ".join(
+            f"SELECT event_id, due FROM d{n}" for n in range(1, len(ctes))
+        )
+        # Counted in SQL: a fan-out to 10,000 returns one row, not 10,000.
+        counted = (
+            "SELECT n.id, count(d.event_id), count(d.event_id) FILTER (WHERE d.due) "
+            f"FROM new_events n LEFT JOIN ({deliveries}) d ON d.event_id = n.id "
+            "GROUP BY n.id"
+        )
+    sql = f"WITH {', '.join(ctes)} {counted}"
+    with connection.cursor() as cursor:
+        if len(drafts) == 1:
+            # One event: a handful of shapes, each planned once per connection.
+            prepared.execute(cursor, sql, params)
+        else:
+            cursor.execute(sql, params)
+        created = {
+            event_id: CreatedDeliveries(total=total, due=due)
+            for event_id, total, due in cursor.fetchall()
+        }
+    events = [draft.event for draft in drafts]
+    repeated = [e.idempotency_key for e in events if e.id not in created]
+    existing = published_under(publisher=publisher, keys=repeated) if repeated else {}
+    if len(existing) != len(repeated):
+        # Only a key whose event was deleted in between can get here.
+        raise IntegrityError("an idempotency key conflicted with no event")
+    return created, existing
 
 
-class _Lookups:
-    """The catalogue rows and tenants one call looked up, so a batch asks once."""
+def _write_portable(
+    publisher: Client, drafts: Sequence[_Draft]
+) -> tuple[dict[UUID, CreatedDeliveries], dict[str, tuple[Event, int]]]:
+    # SQLite: no INSERT in a CTE, but no race either (a transaction takes the
+    # write lock when it begins), so look the keys up first.
+    with transaction.atomic():
+        keys = [d.event.idempotency_key for d in drafts if d.event.idempotency_key]
+        existing = published_under(publisher=publisher, keys=keys) if keys else {}
+        new = [d for d in drafts if d.event.idempotency_key not in existing]
+        Event.objects.bulk_create([draft.event for draft in new])
+        created = {draft.event.id: CreatedDeliveries(total=0, due=0) for draft in new}
+        for group in _routes(new):
+            created.update(
+                create_deliveries_for(
+                    events=group, subscriptions=matching_subscriptions(*group)
+                )
+            )
+    return created, existing
 
-    def __init__(self) -> None:
-        self.types: dict[str, EventType | None] = {}
-        self.tenants: dict[str, Client | None] = {}
 
-    def event_type(self, name: str) -> EventType | None:
-        if name not in self.types:
-            self.types[name] = EventType.objects.filter(name=name).first()
-        return self.types[name]
+def _event_type(name: str) -> EventType | None:
+    return event_types.get(name, lambda: EventType.objects.filter(name=name).first())
 
-    def tenant(self, name: str) -> Client | None:
-        if name not in self.tenants:
-            self.tenants[name] = Client.objects.filter(name=name).first()
-        return self.tenants[name]
+
+def _tenant(name: str) -> Client | None:
+    return tenants.get(name, lambda: Client.objects.filter(name=name).first())
 
 
 def _new_event(
     publisher: Client,
-    lookups: _Lookups,
     *,
     now: datetime,
     type: str,
@@ -206,8 +391,8 @@ def _new_event(
     tenant: str | None = None,
     occurred_at: datetime | None = None,
     idempotency_key: str | None = None,
-) -> Event:
-    """The checked, unsaved Event of one event's fields (PublishError if not)."""
+) -> _Draft:
+    """The checked draft of one event's fields (PublishError if not)."""
     for field, value in (
         ("type", type),
         ("subtype", subtype),
@@ -218,14 +403,15 @@ def _new_event(
     ):
         if value is not None:
             _check_text(field, value)
-    _check_type(lookups.event_type(type), type, subtype)
-    _check_payload(payload)
+    _check_type(_event_type(type), type, subtype)
+    payload_json = _check_payload(payload)
     tenant_client = None
     if tenant is not None:
-        tenant_client = lookups.tenant(tenant)
+        tenant_client = _tenant(tenant)
         if tenant_client is None:
             raise InvalidEvent("tenant", f"no tenant named {tenant!r}")
-    return Event(
+    event = Event(
+        id=uuid4(),
         publisher=publisher,
         idempotency_key=idempotency_key,
         tenant=tenant_client,
@@ -238,18 +424,26 @@ def _new_event(
         occurred_at=occurred_at or now,
         created_at=now,
     )
+    return _Draft(event=event, payload_json=payload_json)
 
 
-def _repeat_of(event: Event) -> PublishResult:
-    return PublishResult(
-        event=event, deliveries=count_deliveries(event=event), created=False
+# The longest text each field takes (the API's `id` is idempotency_key).
+_LIMITS = {
+    field: (Client if field == "tenant" else Event)._meta.get_field(name).max_length
+    for field, name in (
+        ("id", "idempotency_key"),
+        ("type", "type"),
+        ("subtype", "subtype"),
+        ("resource_id", "resource_id"),
+        ("resource_url", "resource_url"),
+        ("user_id", "user_id"),
+        ("tenant", "name"),
     )
+}
 
 
 def _check_text(field: str, value: str) -> None:
-    model = Client if field == "tenant" else Event
-    model_field = {"id": "idempotency_key", "tenant": "name"}.get(field, field)
-    limit = model._meta.get_field(model_field).max_length
+    limit = _LIMITS[field]
     if not isinstance(value, str):
         raise InvalidEvent(field, "must be a string")
     if limit is not None and len(value) > limit:
@@ -275,7 +469,8 @@ def _check_type(event_type: EventType | None, type: str, subtype: str | None) ->
         raise InvalidEvent("subtype", message)
 
 
-def _check_payload(payload: Any) -> None:
+def _check_payload(payload: Any) -> str:
+    """The payload as compact JSON (what is stored), once checked."""
     if not isinstance(payload, dict):
         raise InvalidEvent("payload", "must be a JSON object")
     try:
@@ -293,3 +488,4 @@ def _check_payload(payload: Any) -> None:
     # (drop escaped backslashes first: "\\u0000" is a backslash and "u0000").
     if "\\u0000" in serialised.replace("\\\\", ""):
         raise InvalidEvent("payload", "may not contain the NUL character (\\u0000)")
+    return serialised

@@ -1,4 +1,4 @@
-"""The events API: publish, the event log, the type catalogue (docs/api.md, "Events")."""
+"""The events API: publish, the event log, the type catalogue (docs/api.md)."""
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes

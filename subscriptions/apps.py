@@ -6,5 +6,14 @@ class SubscriptionsConfig(AppConfig):
     verbose_name = "Clients and subscriptions"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
         # Registers the OpenAPI security scheme of the API-key authentication.
         from subscriptions import schema  # noqa: F401
+        from subscriptions.auth import forget_keys
+        from subscriptions.models import ApiKey, Client
+
+        # The in-process cache of API keys forgets what this process changes.
+        for model in (ApiKey, Client):
+            post_save.connect(forget_keys, sender=model, dispatch_uid="forget_keys")
+            post_delete.connect(forget_keys, sender=model, dispatch_uid="forget_keys")

@@ -8,14 +8,36 @@ from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
 from subscriptions.models import ApiKey, Client
+from webhooks_project.lookups import LookupCache
 
 KEY_PREFIX = "whk_"
 # last_used_at is informational: refresh it at most this often, not on every request.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+# Live keys (with their client) by hash: every request looks its key up, and
+# a revoked or deleted key stops working within WEBHOOK_LOOKUP_CACHE_TTL on
+# every process (at once on this one: revoke_api_key discards it).
+live_keys: LookupCache[ApiKey] = LookupCache("api keys")
+
+
+def forget_keys(**kwargs: object) -> None:
+    """A receiver of post_save/post_delete of ApiKey and Client (connected in
+    SubscriptionsConfig.ready): a key or client changed in this process is
+    read afresh on the next request."""
+    live_keys.clear()
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _live_key(key_hash: str) -> ApiKey | None:
+    return (
+        ApiKey.objects.select_related("client")
+        .filter(key_hash=key_hash, revoked_at__isnull=True)
+        .first()
+    )
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -34,11 +56,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Use 'Authorization: Bearer <api key>'."
             )
-        api_key = (
-            ApiKey.objects.select_related("client")
-            .filter(key_hash=hash_key(key.strip()), revoked_at__isnull=True)
-            .first()
-        )
+        key_hash = hash_key(key.strip())
+        api_key = live_keys.get(key_hash, lambda: _live_key(key_hash))
         if api_key is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         now = timezone.now()
@@ -46,6 +65,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             api_key.last_used_at is None
             or now - api_key.last_used_at > _LAST_USED_RESOLUTION
         ):
+            # On the cached row too, so the next requests skip the UPDATE.
+            api_key.last_used_at = now
             ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         return api_key.client, api_key
 

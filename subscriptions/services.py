@@ -21,7 +21,7 @@ from delivery import services as delivery_services
 from delivery.sender.signing import new_secret
 from delivery.sender.types import OAuth2Config
 from subscriptions import selectors
-from subscriptions.auth import KEY_PREFIX, hash_key
+from subscriptions.auth import KEY_PREFIX, hash_key, live_keys
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
 
 _LIVE = [Subscription.Status.ACTIVE, Subscription.Status.PAUSED]
@@ -53,10 +53,14 @@ def create_api_key(
 
 
 def revoke_api_key(*, api_key: ApiKey) -> None:
-    """Revoke the key; idempotent."""
+    """Revoke the key; idempotent. It stops working at once in this process
+    and within WEBHOOK_LOOKUP_CACHE_TTL in every other."""
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    live_keys.discard(api_key.key_hash)
+    # Again once committed: a request in between may have cached it anew.
+    transaction.on_commit(lambda: live_keys.discard(api_key.key_hash))
 
 
 # --- subscriptions ------------------------------------------------------------

@@ -226,6 +226,11 @@ WEBHOOK_DISPATCH_INTERVAL = conf.read(
 )
 WEBHOOK_CLAIM_LEASE = conf.read(E, "WEBHOOK_CLAIM_LEASE", "1m", conf.parse_duration)
 WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_duration)
+# While publishing is busy a web process sends wake-ups at most this often
+# (summing their counts); an idle one sends at once.
+WEBHOOK_WAKEUP_INTERVAL = conf.read(
+    E, "WEBHOOK_WAKEUP_INTERVAL", "20ms", conf.parse_duration
+)
 WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "200", conf.parse_positive_int)
 WEBHOOK_HTTP_CONCURRENCY = conf.read(
     E, "WEBHOOK_HTTP_CONCURRENCY", "128", conf.parse_positive_int
@@ -261,6 +266,12 @@ WEBHOOK_PUBLISH_THROTTLE_RATE = env.str(
     "WEBHOOK_PUBLISH_THROTTLE_RATE", default="300000/min"
 )
 WEBHOOK_METRICS_TOKEN = env.str("WEBHOOK_METRICS_TOKEN", default="")
+# How long a web process keeps an API key, event type or tenant it looked up
+# (webhooks_project/lookups.py): a revoked key stops working within this time
+# on every process. 0 turns the caches off.
+WEBHOOK_LOOKUP_CACHE_TTL = conf.read(
+    E, "WEBHOOK_LOOKUP_CACHE_TTL", "500ms", conf.parse_duration
+)
 
 if WEBHOOK_CLAIM_LEASE <= WEBHOOK_TIMEOUT:
     raise conf.ImproperlyConfigured(

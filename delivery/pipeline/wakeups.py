@@ -5,10 +5,21 @@ The broker only carries wake-ups; the rows are the truth. A wake-up that is
 lost (broker down, Redis restarted) only delays deliveries until dispatch_due
 finds the rows, so sending one never retries, never blocks for long and never
 raises.
+
+Publishing does not send its own wake-up: `wake` hands the count to this
+process's sender thread, which sends at once when it is idle and, while a
+send is in flight or one went out less than WEBHOOK_WAKEUP_INTERVAL ago,
+sums what arrives into one follow-up send. A publish never waits for the
+broker (up or down), and a burst of publishes costs a few messages per
+interval, not one each.
 """
 
+import atexit
 import logging
 import math
+import os
+import threading
+import time
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -80,3 +91,90 @@ def dispatch_due_deliveries() -> int:
     cap = settings.WEBHOOK_BATCH_SIZE * MAX_WAKEUPS
     due = claiming.count_due(now=timezone.now(), cap=cap)
     return send_wakeups(count=wakeups_for(due)) if due else 0
+
+
+class _Coalescer:
+    """One sender thread per process: wake() adds a due count and returns;
+    the thread sends at once when it last sent more than
+    WEBHOOK_WAKEUP_INTERVAL ago, and otherwise sums what arrives until then
+    into one send (a send costs ~1 ms of CPU: one per publish would be a
+    core's worth at 1,000 publishes/s)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        # A forked child (gunicorn, Celery's prefork) has no copy of the thread.
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self._ready = threading.Condition(threading.Lock())
+        self._pending = 0
+        self._idle = False  # the thread waits for a count (it needs a notify)
+        self._sending = False
+        self._last_sent = -math.inf
+        self._thread: threading.Thread | None = None
+
+    def wake(self, due_count: int) -> None:
+        if due_count <= 0:
+            return
+        with self._ready:
+            self._pending += due_count
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="wake-ups", daemon=True
+                )
+                self._thread.start()
+            elif self._idle:
+                self._ready.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending:
+                    self._idle = True
+                    self._ready.wait()
+                self._idle = False
+                self._sending = True
+                interval = settings.WEBHOOK_WAKEUP_INTERVAL.total_seconds()
+                while (hold := self._last_sent + interval - time.monotonic()) > 0:
+                    self._ready.wait(hold)
+                due, self._pending = self._pending, 0
+                self._last_sent = time.monotonic()
+            try:
+                send_wakeups(count=wakeups_for(due))
+            except Exception:  # never: send_wakeups does not raise; keep serving
+                logger.exception("wake-up sender failed")
+            finally:
+                with self._ready:
+                    self._sending = False
+                    self._ready.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every count handed over has been sent (or tried);
+        False if that took longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while self._pending or self._sending:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._ready.wait(left)
+        return True
+
+
+_coalescer = _Coalescer()
+
+
+def wake(*, due_count: int) -> None:
+    """Ask for wake-ups for `due_count` newly due deliveries; returns at once
+    (see the module doc). Call once they are committed."""
+    _coalescer.wake(due_count)
+
+
+def flush(*, timeout: float = 2.0) -> bool:
+    """Send the wake-ups asked for and not yet sent; True when none is left
+    (waits at most `timeout` seconds). At exit this runs by itself, so a
+    short-lived process that publishes still wakes the workers."""
+    return _coalescer.flush(timeout)
+
+
+atexit.register(flush)
