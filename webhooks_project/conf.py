@@ -5,6 +5,7 @@ does not parse raises ImproperlyConfigured naming the variable, so a typo in a
 deployment fails the release instead of silently running on a default.
 """
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -72,6 +73,35 @@ def parse_positive_int(text: str) -> int:
     if number < 1:
         raise ValueError(f"{text!r} must be at least 1")
     return number
+
+
+AddressAllowance = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]
+
+
+def parse_address_allowlist(text: str) -> tuple[AddressAllowance, ...]:
+    """A comma list of CIDRs (`10.2.0.0/16`, `127.0.0.1`: any port) and
+    address:port pairs (`127.0.0.1:9000`, `[::1]:9000`: that port only) ->
+    (network, port or None) pairs. IP addresses only: a host name would be
+    resolved once here and could point elsewhere later."""
+    allowed: list[AddressAllowance] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        port: int | None = None
+        address = entry
+        if entry.startswith("["):
+            address, _, rest = entry[1:].partition("]")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"{entry!r} is not [address]:port")
+                port = int(rest[1:])
+        elif entry.count(":") == 1:
+            address, _, port_text = entry.partition(":")
+            port = int(port_text)
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"{entry!r}: no such port")
+        allowed.append((ipaddress.ip_network(address, strict=True), port))
+    return tuple(allowed)
 
 
 def read(environ: Mapping[str, str], name: str, default: str, parser):

@@ -254,6 +254,13 @@ WEBHOOK_PRUNE_INTERVAL = conf.read(
 WEBHOOK_ALLOW_PRIVATE_DESTINATIONS = conf.read(
     E, "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS", "false", conf.parse_bool
 )
+# Addresses the SSRF guard lets through although they are private: CIDRs
+# (any port) or address:port pairs, e.g. 10.8.0.0/16,127.0.0.1:9000. Off
+# (empty) by default; unlike WEBHOOK_ALLOW_PRIVATE_DESTINATIONS the guard
+# still vets every other address.
+WEBHOOK_SSRF_ALLOWLIST = conf.read(
+    E, "WEBHOOK_SSRF_ALLOWLIST", "", conf.parse_address_allowlist
+)
 WEBHOOK_SECRET_ROTATION_OVERLAP = conf.read(
     E, "WEBHOOK_SECRET_ROTATION_OVERLAP", "24h", conf.parse_duration
 )

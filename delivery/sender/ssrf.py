@@ -9,7 +9,9 @@ themselves, never to the name again, so a second DNS answer (DNS rebinding)
 cannot differ from the one that was checked.
 
 WEBHOOK_ALLOW_PRIVATE_DESTINATIONS lifts the address check (local development
-and tests); the scheme and host checks always apply.
+and tests); the scheme and host checks always apply. WEBHOOK_SSRF_ALLOWLIST
+lets through only the listed networks or address:port pairs, however private,
+and keeps the check for every other address.
 """
 
 import ipaddress
@@ -159,6 +161,14 @@ def parse_destination(url: str) -> tuple[str, str, int]:
     return scheme, host, port or _ALLOWED_SCHEMES[scheme]
 
 
+def _allowlisted(ip: IPAddress, port: int) -> bool:
+    """Whether WEBHOOK_SSRF_ALLOWLIST names ip (any port, or this one)."""
+    return any(
+        ip.version == network.version and ip in network and allowed_port in (None, port)
+        for network, allowed_port in settings.WEBHOOK_SSRF_ALLOWLIST
+    )
+
+
 def vet_host(host: str, port: int) -> VettedDestination:
     """Resolve host and check every answer; raise BlockedDestination if any is
     not public. The returned addresses are the ones to connect to."""
@@ -176,7 +186,7 @@ def vet_host(host: str, port: int) -> VettedDestination:
         # A scoped IPv6 answer ("fe80::1%eth0") is judged by its address.
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         reason = blocked_reason(ip)
-        if reason:
+        if reason and not _allowlisted(ip, port):
             subject = f"{ip} is" if host == str(ip) else f"{host} resolves to {ip},"
             raise BlockedDestination(f"{subject} {reason}")
         if (family, sockaddr) not in addresses:
