@@ -1,43 +1,16 @@
+"""The whole suite's settings (every test may deliver to 127.0.0.1; the
+event-type catalogue is seeded again after a transactional test) and its
+shared fixtures, as plugins from tests/support/fixtures/ (pytest reads
+`pytest_plugins` in this root conftest only)."""
+
 import pytest
-from rest_framework.test import APIClient
 
-from subscriptions.services import create_api_key
-
-
-def _api(client_name: str, scopes: list[str]) -> APIClient:
-    api_key, key = create_api_key(client_name=client_name, scopes=scopes)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    api.client_obj = api_key.client
-    api.key = key
-    return api
-
-
-@pytest.fixture
-def make_api(db):
-    """make_api("acme", ["subscriptions"]) -> an APIClient authenticated as that client.
-
-    The client row is on `.client_obj`, the plaintext key on `.key`.
-    """
-    return _api
-
-
-@pytest.fixture
-def api(make_api) -> APIClient:
-    """Client `acme` with scope subscriptions."""
-    return make_api("acme", ["subscriptions"])
-
-
-@pytest.fixture
-def other_api(make_api) -> APIClient:
-    """Another tenant, `globex`, with scope subscriptions."""
-    return make_api("globex", ["subscriptions"])
-
-
-@pytest.fixture
-def publisher_api(make_api) -> APIClient:
-    """The platform's publisher key (client `platform`, scope publish)."""
-    return make_api("platform", ["publish"])
+pytest_plugins = [
+    "tests.support.fixtures.api",
+    "tests.support.fixtures.receivers",
+    "tests.support.fixtures.rows",
+    "tests.support.fixtures.tls",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -10,11 +10,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 SCENARIOS = {"burst", "drain", "idle", "slow", "fanout", "dead", "backlog"}
 
 

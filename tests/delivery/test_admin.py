@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from delivery.models import Attempt, Breaker, Delivery
-from tests.delivery.conftest import make_delivery
+from tests.support.rows import make_delivery
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,5 @@
 """Delivery services that other apps, tasks and the API call."""
 
-import logging
 import threading
 from datetime import timedelta
 
@@ -8,17 +7,13 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from delivery import claiming, kicks, services
+from delivery import services
 from delivery.models import Attempt, Delivery
 from subscriptions.models import Subscription, SubscriptionFilter
-from tests.delivery.conftest import make_delivery, make_event
-from tests.factories import ClientFactory
+from tests.support.factories import ClientFactory
+from tests.support.rows import make_delivery, make_event, reload
 
 pytestmark = pytest.mark.django_db
-
-
-def reload(delivery: Delivery) -> Delivery:
-    return Delivery.objects.get(pk=delivery.pk)
 
 
 class TestCreateDeliveries:
@@ -75,132 +70,6 @@ class TestCreateDeliveries:
                 event=event, subscriptions=Subscription.objects.filter(client=client)
             )
         assert created == services.CreatedDeliveries(total=50, due=50)
-
-
-class TestClaiming:
-    def test_a_claim_takes_a_lease_and_hides_the_row(self, subscribe, sql_path):
-        delivery = make_delivery(subscribe("http://a.example/hooks"))
-        now = timezone.now()
-        token, rows = claiming.claim_due(limit=10, now=now)
-        assert [row.id for row in rows] == [delivery.id]
-        claimed = reload(delivery)
-        assert claimed.lease_token == token
-        assert claimed.status == "pending"
-        assert claimed.next_attempt_at == now + timedelta(minutes=1)
-        assert claiming.claim_due(limit=10, now=now)[1] == []
-
-    def test_a_claim_whose_lease_ran_out_can_be_claimed_again(
-        self, subscribe, sql_path
-    ):
-        delivery = make_delivery(subscribe("http://a.example/hooks"))
-        now = timezone.now()
-        first, _ = claiming.claim_due(limit=10, now=now)
-        later = now + timedelta(minutes=1, seconds=1)
-        second, rows = claiming.claim_due(limit=10, now=later)
-        assert [row.id for row in rows] == [delivery.id]
-        assert second != first
-        assert reload(delivery).lease_token == second
-
-    def test_oldest_due_first_up_to_the_limit(self, subscribe, sql_path):
-        subscription = subscribe("http://a.example/hooks")
-        now = timezone.now()
-        ages = [5, 1, 3, 4, 2]
-        made = {
-            age: make_delivery(
-                subscription, next_attempt_at=now - timedelta(minutes=age)
-            )
-            for age in ages
-        }
-        _, rows = claiming.claim_due(limit=3, now=now)
-        assert {row.id for row in rows} == {made[5].id, made[4].id, made[3].id}
-
-    @pytest.mark.parametrize("status", ["held", "succeeded", "failed", "expired"])
-    def test_only_pending_rows_are_claimed(self, subscribe, status, sql_path):
-        make_delivery(subscribe("http://a.example/hooks"), status=status)
-        assert claiming.claim_due(limit=10, now=timezone.now())[1] == []
-
-
-class TestDispatch:
-    def test_it_counts_due_rows_up_to_a_cap(self, subscribe):
-        subscription = subscribe("http://a.example/hooks")
-        now = timezone.now()
-        for _ in range(5):
-            make_delivery(subscription, next_attempt_at=now - timedelta(seconds=1))
-        make_delivery(subscription, next_attempt_at=now + timedelta(hours=3))
-        assert claiming.count_due(now=now, cap=100) == 5
-        assert claiming.count_due(now=now, cap=3) == 3
-
-    def test_it_wakes_enough_workers_for_the_due_rows(
-        self, subscribe, kicked, settings
-    ):
-        settings.WEBHOOK_BATCH_SIZE = 2
-        subscription = subscribe("http://a.example/hooks")
-        for _ in range(5):
-            make_delivery(subscription)
-        assert services.dispatch_due_deliveries() == 3
-        assert kicked == [{"count": 3, "countdowns": []}]
-
-    def test_nothing_due_sends_nothing(self, subscribe, kicked):
-        make_delivery(
-            subscribe("http://a.example/hooks"),
-            next_attempt_at=timezone.now() + timedelta(hours=1),
-        )
-        assert services.dispatch_due_deliveries() == 0
-        assert kicked == []
-
-    def test_a_backlog_scheduled_for_later_is_found_with_an_index_scan(self, subscribe):
-        subscription = subscribe("http://a.example/hooks")
-        event = make_event(subscription.client)
-        later = timezone.now() + timedelta(hours=3)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO delivery_delivery (id, event_id, subscription_id, "
-                "client_id, kind, status, attempts_count, backoff_step, "
-                "next_attempt_at, expires_at, created_at, updated_at, last_error) "
-                "SELECT gen_random_uuid(), %s, %s, %s, 'event', 'pending', 0, 0, "
-                "%s + (n || ' seconds')::interval, %s, now(), now(), '' "
-                "FROM generate_series(1, 50000) AS n",
-                [event.id, subscription.id, subscription.client_id, later, later],
-            )
-            cursor.execute("ANALYZE delivery_delivery")
-        query = (
-            Delivery.objects.filter(
-                status="pending", next_attempt_at__lte=timezone.now()
-            )
-            .order_by()
-            .values("id")[:1600]
-        )
-        sql, params = query.query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN {sql}", params)
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-        assert "delivery_due" in plan, plan
-        assert "Seq Scan" not in plan, plan
-        assert claiming.count_due(now=timezone.now(), cap=1600) == 0
-
-
-class TestWakeWorkers:
-    @pytest.mark.parametrize(
-        ("due", "batch", "expected"),
-        [(0, 50, 0), (1, 50, 1), (50, 50, 1), (51, 50, 2), (10_000, 50, 32)],
-    )
-    def test_one_wake_up_per_batch_capped(self, due, batch, expected, settings):
-        settings.WEBHOOK_BATCH_SIZE = batch
-        assert kicks.kicks_for(due) == expected
-
-    def test_wake_workers_sends_them(self, kicked, settings):
-        settings.WEBHOOK_BATCH_SIZE = 50
-        services.wake_workers(due_count=120)
-        assert kicked == [{"count": 3, "countdowns": []}]
-
-    def test_a_broker_failure_is_logged_not_raised(self, monkeypatch, caplog):
-        def down():
-            raise ConnectionRefusedError("Connection refused")
-
-        monkeypatch.setattr(kicks.app, "producer_or_acquire", down)
-        with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
-            assert kicks.send_kicks(count=2, countdowns=[1.5]) == 0
-        assert "broker unreachable: 3 of 3 wake-ups not sent" in caplog.text
 
 
 class TestHoldReleaseCancel:
@@ -273,20 +142,6 @@ class TestSweeps:
         assert reload(lease_ran_out).status == "expired"
         assert reload(in_flight).status == "pending"
         assert reload(fresh).status == "pending"
-
-    def test_overdue_subscriptions_expire(self, subscribe):
-        past = timezone.now() - timedelta(seconds=1)
-        old = subscribe("http://a.example/hooks", expires_at=past)
-        paused = subscribe("http://b.example/hooks", expires_at=past, status="paused")
-        live = subscribe("http://c.example/hooks")
-        assert services.expire_overdue_subscriptions() == 2
-        for subscription, status in [
-            (old, "expired"),
-            (paused, "expired"),
-            (live, "active"),
-        ]:
-            subscription.refresh_from_db()
-            assert subscription.status == status
 
     def test_old_attempts_are_pruned(self, subscribe, settings, monkeypatch):
         settings.WEBHOOK_RETENTION_DAYS = 30

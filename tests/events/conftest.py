@@ -3,7 +3,7 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from subscriptions.models import Client, Subscription, SubscriptionFilter
-from tests.factories import ClientFactory, SubscriptionFactory
+from tests.support.factories import ClientFactory, SubscriptionFactory
 
 
 def add_filters(subscription: Subscription, groups: Iterable[str]) -> None:
@@ -21,6 +21,9 @@ def add_filters(subscription: Subscription, groups: Iterable[str]) -> None:
 @pytest.fixture
 def subscribe(db) -> Callable[..., Subscription]:
     """subscribe("acme", ["STATUS_CHANGED:RELEASED"], tracking_id=...) -> Subscription.
+
+    In tests/events/ this replaces the suite's `subscribe(url, **fields)`
+    (tests/support/fixtures/rows.py).
 
     Writes the subscription and its filter rows directly, as the subscriptions
     API would; `client` is a Client or a client name.

@@ -6,7 +6,7 @@ import pytest
 
 from events.models import Event, EventType
 from events.services import publish_event
-from tests.factories import ClientFactory
+from tests.support.factories import ClientFactory
 
 EVENTS = "/admin/events/event/"
 TYPES = "/admin/events/eventtype/"

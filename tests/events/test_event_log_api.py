@@ -1,7 +1,7 @@
 """GET /api/v1/events/{id}: the event log, and who may see which deliveries."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from django.utils import timezone
@@ -9,12 +9,9 @@ from django.utils import timezone
 from delivery.models import Delivery
 from events.services import publish_event
 from subscriptions.models import ApiKey
+from tests.support.rows import earlier
 
 PKG = "PKG1"
-
-
-def _earlier():
-    return timezone.now() - timedelta(minutes=1)
 
 
 def _url(event_id) -> str:
@@ -27,9 +24,9 @@ def public_event(publisher_api, subscribe, api, other_api):
     acme = api.client_obj
     globex = other_api.client_obj
     subscriptions = {
-        "acme_1": subscribe(acme, tracking_id=PKG, created_at=_earlier()),
-        "acme_2": subscribe(acme, tracking_id=PKG, created_at=_earlier()),
-        "globex": subscribe(globex, tracking_id=PKG, created_at=_earlier()),
+        "acme_1": subscribe(acme, tracking_id=PKG, created_at=earlier()),
+        "acme_2": subscribe(acme, tracking_id=PKG, created_at=earlier()),
+        "globex": subscribe(globex, tracking_id=PKG, created_at=earlier()),
     }
     result = publish_event(
         publisher=publisher_api.client_obj,
@@ -148,8 +145,8 @@ def test_a_key_with_both_scopes_sees_every_delivery_of_its_own_events(
     make_api, subscribe
 ):
     acme_both = make_api("acme", ["publish", "subscriptions"])
-    own = subscribe("acme", tracking_id=PKG, created_at=_earlier())
-    others = subscribe("globex", tracking_id=PKG, created_at=_earlier())
+    own = subscribe("acme", tracking_id=PKG, created_at=earlier())
+    others = subscribe("globex", tracking_id=PKG, created_at=earlier())
     event = publish_event(
         publisher=acme_both.client_obj, type="DELIVERED", resource_id=PKG, payload={}
     ).event
@@ -172,7 +169,7 @@ def test_the_publisher_sees_an_event_that_reached_nobody(publisher_api):
 
 
 def test_a_tenant_event_names_its_tenant(publisher_api, api, subscribe):
-    subscribe(api.client_obj, ["STATUS_CHANGED"], created_at=_earlier())
+    subscribe(api.client_obj, ["STATUS_CHANGED"], created_at=earlier())
     event = publish_event(
         publisher=publisher_api.client_obj,
         type="STATUS_CHANGED",

@@ -14,7 +14,7 @@ from events.models import Event
 from events.selectors import matching_subscriptions
 from events.services import publish_event
 from subscriptions.models import Subscription, SubscriptionFilter
-from tests.factories import ClientFactory
+from tests.support.factories import ClientFactory
 
 FAN_OUT = 10_000
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/events (API.md, "Events")."""
+"""POST /api/v1/events (docs/api.md, "Events")."""
 
 import json
 import uuid
@@ -9,12 +9,9 @@ from django.utils import timezone
 
 from delivery.models import Delivery
 from events.models import Event
+from tests.support.rows import earlier
 
 URL = "/api/v1/events"
-
-
-def _earlier():
-    return timezone.now() - timedelta(minutes=1)
 
 
 def _post(api, body, **headers):
@@ -33,8 +30,8 @@ def _assert_envelope(response, status):
 def test_publishing_answers_202_with_the_event_id_and_delivery_count(
     publisher_api, subscribe
 ):
-    subscribe("acme", created_at=_earlier())
-    subscribe("acme", created_at=_earlier(), tracking_id="PKG1")
+    subscribe("acme", created_at=earlier())
+    subscribe("acme", created_at=earlier(), tracking_id="PKG1")
 
     response = _post(
         publisher_api,
@@ -83,14 +80,14 @@ def test_only_type_is_required(publisher_api):
 def test_a_repeat_answers_200_with_the_same_event_and_creates_nothing(
     publisher_api, subscribe, body_id, header
 ):
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
     body = {"type": "DELIVERED", "tenant": "acme"}
     if body_id:
         body["id"] = body_id
     headers = {"HTTP_IDEMPOTENCY_KEY": header} if header else {}
 
     first = _post(publisher_api, body, **headers)
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
     second = _post(publisher_api, body, **headers)
 
     assert first.status_code == 202

@@ -1,22 +1,16 @@
 """POST /batch/api/v1/events: several events in one request, all or none."""
 
 import json
-from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.utils import timezone
 
 from delivery.models import Delivery
 from events.models import Event
 from events.services import publish_events
-from tests.api.support import assert_envelope
+from tests.support.api import assert_envelope
+from tests.support.rows import earlier
 
 URL = "/batch/api/v1/events"
-
-
-def _earlier():
-    return timezone.now() - timedelta(minutes=1)
 
 
 def _post(api, body, **headers):
@@ -26,9 +20,9 @@ def _post(api, body, **headers):
 def test_each_event_is_routed_and_answered_in_order(
     publisher_api, subscribe, woken, django_capture_on_commit_callbacks
 ):
-    subscribe("acme", created_at=_earlier())
-    subscribe("acme", created_at=_earlier(), status="paused")
-    subscribe("globex", created_at=_earlier(), tracking_id="PKG2")
+    subscribe("acme", created_at=earlier())
+    subscribe("acme", created_at=earlier(), status="paused")
+    subscribe("globex", created_at=earlier(), tracking_id="PKG2")
     events = [
         {"type": "DELIVERED", "tenant": "acme", "payload": {"n": 0}},
         {"type": "DELIVERED", "resource_id": "PKG2", "payload": {"n": 1}},
@@ -54,7 +48,7 @@ def test_each_event_is_routed_and_answered_in_order(
 def test_an_invalid_event_writes_nothing_and_is_named_by_position(
     publisher_api, subscribe
 ):
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
     events = [
         {"type": "DELIVERED", "tenant": "acme"},
         {"type": "DELIVERED", "tenant": "no-such-tenant"},
@@ -89,7 +83,7 @@ def test_a_payload_over_the_limit_is_a_413_and_nothing_is_written(
 
 
 def test_ids_make_each_event_idempotent(publisher_api, subscribe):
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
     first = _post(
         publisher_api, {"events": [{"id": "a", "type": "DELIVERED", "tenant": "acme"}]}
     )
@@ -163,7 +157,7 @@ def test_a_batch_costs_a_few_statements_not_a_few_per_event(
     platform, subscribe, django_assert_max_num_queries
 ):
     for n in range(5):
-        subscribe("acme", created_at=_earlier(), tracking_id=f"PKG{n}")
+        subscribe("acme", created_at=earlier(), tracking_id=f"PKG{n}")
     events = [
         {"type": "DELIVERED", "resource_id": f"PKG{n % 5}", "payload": {"n": n}}
         for n in range(500)
@@ -186,21 +180,13 @@ def test_a_batch_costs_a_few_statements_not_a_few_per_event(
         )
 
 
-@pytest.fixture(params=["postgresql", "portable"])
-def sql_path(request, monkeypatch) -> str:
-    """Through the PostgreSQL statements and the portable (SQLite) ones."""
-    if request.param == "portable":
-        monkeypatch.setattr(connection, "vendor", "sqlite")
-    return request.param
-
-
 def test_events_of_one_type_about_several_resources_each_reach_their_own(
     platform, subscribe, sql_path
 ):
-    every = subscribe("acme", created_at=_earlier())
-    acme_pkg1 = subscribe("acme", created_at=_earlier(), tracking_id="PKG1")
-    acme_pkg2 = subscribe("acme", created_at=_earlier(), tracking_id="PKG2")
-    globex_pkg1 = subscribe("globex", created_at=_earlier(), tracking_id="PKG1")
+    every = subscribe("acme", created_at=earlier())
+    acme_pkg1 = subscribe("acme", created_at=earlier(), tracking_id="PKG1")
+    acme_pkg2 = subscribe("acme", created_at=earlier(), tracking_id="PKG2")
+    globex_pkg1 = subscribe("globex", created_at=earlier(), tracking_id="PKG1")
     events = [
         {"type": "DELIVERED", "tenant": "acme", "resource_id": "PKG1"},
         {"type": "DELIVERED", "tenant": "acme", "resource_id": "PKG2"},

@@ -13,11 +13,8 @@ import events.services
 from delivery.models import Delivery
 from events.models import Event, EventType
 from events.services import EventTooLarge, InvalidEvent, publish_event
-from tests.factories import ClientFactory
-
-
-def _earlier():
-    return timezone.now() - timedelta(minutes=1)
+from tests.support.factories import ClientFactory
+from tests.support.rows import earlier
 
 
 def test_it_stores_the_event_as_given(platform):
@@ -59,8 +56,8 @@ def test_occurred_at_defaults_to_the_publication_time(platform):
 def test_publishing_the_same_key_twice_creates_one_event_and_one_fan_out(
     subscribe, platform, woken, django_capture_on_commit_callbacks
 ):
-    subscribe("acme", created_at=_earlier())
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
+    subscribe("acme", created_at=earlier())
 
     with django_capture_on_commit_callbacks(execute=True):
         first = publish_event(
@@ -70,7 +67,7 @@ def test_publishing_the_same_key_twice_creates_one_event_and_one_fan_out(
             payload={"n": 1},
             idempotency_key="k-1",
         )
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
     with django_capture_on_commit_callbacks(execute=True):
         second = publish_event(
             publisher=platform,
@@ -216,7 +213,7 @@ def test_two_racing_publishes_with_one_key_create_one_event(subscribe, monkeypat
     EventType.objects.get_or_create(name="DELIVERED")
     platform = ClientFactory(name="platform")
     for _ in range(3):
-        subscribe("acme", created_at=_earlier())
+        subscribe("acme", created_at=earlier())
     first_inserted = threading.Event()
     results = {}
     errors = []

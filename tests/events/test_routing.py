@@ -1,4 +1,4 @@
-"""Routing (SPEC.md, "Events"): which subscriptions an event reaches."""
+"""Routing (docs/spec.md, "Events"): which subscriptions an event reaches."""
 
 from datetime import timedelta
 
@@ -10,7 +10,8 @@ from events.models import Event
 from events.selectors import matching_subscriptions
 from events.services import publish_event
 from subscriptions.models import Subscription
-from tests.factories import ClientFactory
+from tests.support.factories import ClientFactory
+from tests.support.rows import earlier
 
 HOUR = timedelta(hours=1)
 
@@ -186,7 +187,7 @@ def test_a_subscription_matching_through_several_groups_gets_one_delivery(
     subscribe, platform
 ):
     subscription = subscribe(
-        "acme", ["STATUS_CHANGED", "STATUS_CHANGED:RELEASED"], created_at=_earlier()
+        "acme", ["STATUS_CHANGED", "STATUS_CHANGED:RELEASED"], created_at=earlier()
     )
 
     result = publish_event(
@@ -204,14 +205,14 @@ def test_a_subscription_matching_through_several_groups_gets_one_delivery(
 
 
 def test_publishing_routes_to_every_match_and_only_to_matches(subscribe, platform):
-    acme_all = subscribe("acme", ["DELIVERED"], created_at=_earlier())
+    acme_all = subscribe("acme", ["DELIVERED"], created_at=earlier())
     acme_parcel = subscribe(
-        "acme", ["DELIVERED"], tracking_id="PKG1", created_at=_earlier()
+        "acme", ["DELIVERED"], tracking_id="PKG1", created_at=earlier()
     )
-    subscribe("acme", ["DELIVERED"], tracking_id="PKG2", created_at=_earlier())
-    subscribe("acme", ["IN_TRANSIT"], created_at=_earlier())
-    subscribe("globex", ["DELIVERED"], created_at=_earlier())
-    subscribe("globex", ["DELIVERED"], tracking_id="PKG1", created_at=_earlier())
+    subscribe("acme", ["DELIVERED"], tracking_id="PKG2", created_at=earlier())
+    subscribe("acme", ["IN_TRANSIT"], created_at=earlier())
+    subscribe("globex", ["DELIVERED"], created_at=earlier())
+    subscribe("globex", ["DELIVERED"], tracking_id="PKG1", created_at=earlier())
 
     result = publish_event(
         publisher=platform,
@@ -233,11 +234,11 @@ def test_publishing_routes_to_every_match_and_only_to_matches(subscribe, platfor
 
 
 def test_a_public_event_reaches_every_client_tracking_its_resource(subscribe, platform):
-    acme = subscribe("acme", ["DELIVERED"], tracking_id="PKG1", created_at=_earlier())
+    acme = subscribe("acme", ["DELIVERED"], tracking_id="PKG1", created_at=earlier())
     globex = subscribe(
-        "globex", ["DELIVERED"], tracking_id="PKG1", created_at=_earlier()
+        "globex", ["DELIVERED"], tracking_id="PKG1", created_at=earlier()
     )
-    subscribe("initech", ["DELIVERED"], created_at=_earlier())
+    subscribe("initech", ["DELIVERED"], created_at=earlier())
 
     result = publish_event(
         publisher=platform, type="DELIVERED", resource_id="PKG1", payload={}
@@ -252,8 +253,8 @@ def test_a_public_event_reaches_every_client_tracking_its_resource(subscribe, pl
 def test_a_paused_subscription_gets_a_held_delivery_and_no_wake_up(
     subscribe, platform, woken, django_capture_on_commit_callbacks
 ):
-    active = subscribe("acme", created_at=_earlier())
-    paused = subscribe("acme", created_at=_earlier(), status=Subscription.Status.PAUSED)
+    active = subscribe("acme", created_at=earlier())
+    paused = subscribe("acme", created_at=earlier(), status=Subscription.Status.PAUSED)
 
     with django_capture_on_commit_callbacks(execute=True):
         result = publish_event(
@@ -271,7 +272,7 @@ def test_a_paused_subscription_gets_a_held_delivery_and_no_wake_up(
 def test_an_event_nobody_listens_to_is_stored_and_wakes_nobody(
     subscribe, platform, woken, django_capture_on_commit_callbacks
 ):
-    subscribe("acme", ["IN_TRANSIT"], created_at=_earlier())
+    subscribe("acme", ["IN_TRANSIT"], created_at=earlier())
 
     with django_capture_on_commit_callbacks(execute=True):
         result = publish_event(
@@ -287,8 +288,8 @@ def test_an_event_nobody_listens_to_is_stored_and_wakes_nobody(
 def test_workers_are_woken_only_once_the_publish_commits(
     subscribe, platform, woken, django_capture_on_commit_callbacks
 ):
-    subscribe("acme", created_at=_earlier())
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
+    subscribe("acme", created_at=earlier())
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         publish_event(publisher=platform, type="DELIVERED", tenant="acme", payload={})
@@ -303,7 +304,7 @@ def test_deliveries_expire_one_delivery_ttl_after_publication(
     subscribe, platform, settings
 ):
     settings.WEBHOOK_DELIVERY_TTL = timedelta(minutes=7)
-    subscribe("acme", created_at=_earlier())
+    subscribe("acme", created_at=earlier())
 
     result = publish_event(
         publisher=platform, type="DELIVERED", tenant="acme", payload={}
@@ -311,7 +312,3 @@ def test_deliveries_expire_one_delivery_ttl_after_publication(
 
     delivery = result.event.deliveries.get()
     assert delivery.expires_at == result.event.created_at + timedelta(minutes=7)
-
-
-def _earlier():
-    return timezone.now() - timedelta(minutes=1)

@@ -1,13 +1,4 @@
-"""The OpenAPI schema describes the events endpoints as API.md does."""
-
-import pytest
-
-
-@pytest.fixture
-def schema(client, db):
-    response = client.get("/api/schema/", {"format": "json"})
-    assert response.status_code == 200
-    return response.json()
+"""The OpenAPI schema describes the events endpoints as docs/api.md does."""
 
 
 def _ref(content: dict) -> str:

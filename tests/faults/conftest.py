@@ -1,6 +1,7 @@
 """Fixtures of the fault tests: a private PostgreSQL (one per session, a fresh
 database per test cloned from a migrated template), a private Redis per test,
-a ledger receiver, and the service's processes pointed at them.
+a ledger (the shared receiver, counting each webhook-id), and the service's
+processes pointed at them.
 
 The pytest process itself needs no Django database: it talks to the service
 over HTTP and reads rows with psycopg2.
@@ -13,10 +14,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.faults.ledger import LedgerReceiver
 from tests.faults.servers import PrivatePostgres, PrivateRedis
 from tests.faults.service import FaultService, Keys
-from tests.integration.stack import ACCELERATED, ROOT, Stack
+from tests.support.paths import ROOT
+from tests.support.receiver import Receiver
+from tests.support.stack import ACCELERATED, Stack
 
 TEMPLATE = "faults_template"
 # ACCELERATED, but with a TTL that outlasts every outage a scenario injects: an
@@ -97,12 +99,11 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def ledger() -> Iterator[LedgerReceiver]:
-    receiver = LedgerReceiver()
-    try:
+def ledger() -> Iterator[Receiver]:
+    """Answers every request 200 (`ledger.default = Reply(delay=…)` to slow
+    it down); `counts()`, `missing()` and `duplicates()` are by webhook-id."""
+    with Receiver() as receiver:
         yield receiver
-    finally:
-        receiver.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ as the `postgres` user, in a data directory that user owns.
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,19 +16,14 @@ from pathlib import Path
 import psycopg2
 import redis
 
-from tests.integration.waiting import wait_until
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 # runuser lives in /usr/sbin, which a minimal PATH may leave out.
 _RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
 RUN_AS: list[str] = (
     [_RUNUSER or "runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pg_bin(name: str) -> str:

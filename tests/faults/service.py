@@ -17,10 +17,10 @@ from typing import Any
 import psycopg2
 import requests
 
-from tests.faults.ledger import LedgerReceiver
-from tests.faults.servers import free_port
-from tests.integration.stack import ServiceProcess, Stack
-from tests.integration.waiting import wait_until
+from tests.support.ports import free_port
+from tests.support.receiver import Receiver
+from tests.support.stack import ServiceProcess, Stack
+from tests.support.waiting import wait_until
 
 UNFINISHED = ("pending", "held")
 ENVELOPE_KEYS = {"uuid", "status", "reason"}
@@ -167,7 +167,7 @@ class Outcome:
 
 def settle(
     service: FaultService,
-    ledger: LedgerReceiver,
+    ledger: Receiver,
     publisher: Publisher,
     *,
     name: str,

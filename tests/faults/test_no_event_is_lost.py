@@ -8,13 +8,14 @@ except where a request was cut mid-way (a killed worker: at-least-once).
 import pytest
 
 from tests.faults.service import acknowledged_attempts, settle
-from tests.integration.waiting import wait_until
+from tests.support.receiver import Reply
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_worker_killed_mid_request_loses_no_event(fault_service, ledger):
-    ledger.delay = 0.2  # requests are in flight when the worker dies
+    ledger.default = Reply(delay=0.2)  # requests are in flight when the worker dies
     service = fault_service()
     service.create_webhook(ledger.url())
     doomed = service.stack.start_worker(name="doomed")
@@ -100,7 +101,8 @@ def test_restarting_postgresql_loses_no_accepted_event(
 
 
 def test_the_same_task_message_delivered_twice_makes_one_attempt(fault_service, ledger):
-    ledger.delay = 0.3  # both copies run while the first one's requests are out
+    # both copies run while the first one's requests are out
+    ledger.default = Reply(delay=0.3)
     service = fault_service(WEBHOOK_BATCH_SIZE="200")
     service.create_webhook(ledger.url())
     publisher = service.publisher(count=100, per_second=100).start()

@@ -1,16 +1,20 @@
 """One real worker and beat for the whole module of hostile-receiver tests
-(starting them per test would cost more than the tests), and the raw socket
-servers of the sender's own tests."""
+(starting them per test would cost more than the tests). The hostile
+receivers are the shared raw servers (fixtures `start_raw_server`,
+`listener`)."""
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
 
-from tests.integration.fixtures import parse_like_settings
-from tests.integration.stack import ACCELERATED, ServiceProcess, Stack
-from tests.security.conftest import listener, start_raw_server  # noqa: F401
+from tests.support.stack import (
+    ACCELERATED,
+    ServiceProcess,
+    Stack,
+    database_url,
+    parse_like_settings,
+    redis_url,
+)
 
 # Failures end `expired` soon (the last retry delay repeats until the TTL),
 # and few sender threads, so that a hanging receiver could starve the rest if
@@ -27,16 +31,7 @@ HOSTILE = {
 def shared_stack(django_db_setup, django_db_blocker) -> Iterator[ServiceProcess]:
     """The worker process (beat runs too) against the pytest-django test
     database; each test's committed rows are visible to it."""
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    stack = Stack(
-        database_url=(
-            f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        env=HOSTILE,
-    )
+    stack = Stack(database_url=database_url(), redis_url=redis_url(), env=HOSTILE)
     try:
         worker = stack.start_worker(concurrency=4)
         stack.start_beat()

@@ -1,6 +1,6 @@
 """Hostile input on every API endpoint: every refusal is a 4xx in the error
 envelope, and nothing is written (no Subscription, Event, Delivery or Attempt
-row appears, changes or goes). tests/api and tests/events cover the field
+row appears, changes or goes). tests/subscriptions and tests/events cover the field
 limits of each endpoint; this file sweeps what they do not: revoked and
 hostile keys, malformed and foreign ids on every route, hostile JSON (deep,
 duplicate keys, lone surrogates, NUL, invalid UTF-8, odd charsets) on every
@@ -16,8 +16,8 @@ from delivery.models import Attempt, Delivery
 from events.models import Event
 from subscriptions.models import Subscription
 from subscriptions.services import create_api_key, revoke_api_key
-from tests.api.support import assert_envelope
-from tests.integration.support import publish
+from tests.support.api import assert_envelope
+from tests.support.flows import publish
 
 pytestmark = pytest.mark.django_db
 

@@ -1,28 +1,28 @@
 """Hostile receivers through the real stack (a Celery worker and beat, Redis,
 PostgreSQL): what each one leaves recorded in Attempt and Delivery, and that
 none of them can hold a worker's sender slot or memory. The sender's own
-behaviour against them is unit-tested in tests/security/test_sender.py."""
-
-import socket
-import struct
+behaviour against them is unit-tested in tests/delivery/sender/test_http.py."""
 
 import pytest
 
 from delivery.models import Delivery
-from tests.integration.receiver import Receiver, Reply
-from tests.integration.support import (
+from tests.support.flows import (
     attempts_of,
     create_webhook,
     publish,
     wait_for_delivery,
 )
-from tests.security.conftest import (
+from tests.support.raw_server import (
     HEAD_200,
     flood_of,
+    not_tls,
     read_request_head,
-    read_whole_request,
+    reset_connection,
     settle,
+    trickle_body,
+    trickle_headers,
 )
+from tests.support.receiver import Receiver, Reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -90,13 +90,6 @@ def test_a_receiver_that_hangs_times_out_and_frees_the_slot_for_healthy_ones(
 
 
 def test_a_receiver_trickling_its_headers_times_out(worker, api, start_raw_server):
-    def trickle_headers(conn, server):
-        read_request_head(conn)
-        for byte in HEAD_200 + b"X-Slow: " + b"a" * 1000:
-            if server.stop.wait(0.05):
-                return
-            conn.sendall(bytes([byte]))
-
     server = start_raw_server(trickle_headers)
 
     delivery, attempts = deliver_once(api, server.url("/hooks"))
@@ -108,12 +101,6 @@ def test_a_receiver_trickling_its_headers_times_out(worker, api, start_raw_serve
 def test_a_receiver_trickling_its_body_is_cut_at_the_deadline_keeping_its_2xx(
     worker, api, start_raw_server
 ):
-    def trickle_body(conn, server):
-        read_request_head(conn)
-        conn.sendall(HEAD_200 + b"Content-Length: 100000\r\n\r\nstarted ")
-        while not server.stop.wait(0.05):
-            conn.sendall(b".")
-
     server = start_raw_server(trickle_body)
 
     delivery, attempts = deliver_once(api, server.url("/hooks"))
@@ -167,13 +154,7 @@ def test_invalid_utf8_and_nul_in_the_answer_are_stored_replaced(
 def test_a_connection_reset_while_waiting_for_the_answer_is_a_failure(
     worker, api, start_raw_server
 ):
-    def reset(conn, server):
-        read_whole_request(conn)
-        # SO_LINGER 0: close with a RST instead of a FIN.
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
-
-    server = start_raw_server(reset)
+    server = start_raw_server(reset_connection)
 
     delivery, attempts = deliver_once(api, server.url("/hooks"))
 
@@ -183,12 +164,6 @@ def test_a_connection_reset_while_waiting_for_the_answer_is_a_failure(
 
 
 def test_a_tls_handshake_failure_is_a_failure(worker, api, start_raw_server):
-    def not_tls(conn, server):
-        conn.settimeout(2)
-        conn.recv(4096)  # the ClientHello
-        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-        conn.close()
-
     server = start_raw_server(not_tls)
 
     delivery, attempts = deliver_once(api, server.url("/hooks", scheme="https"))

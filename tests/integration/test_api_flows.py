@@ -5,10 +5,10 @@ import time
 import pytest
 
 from delivery.models import Delivery
-from tests.api.support import assert_envelope
-from tests.integration.receiver import Reply
-from tests.integration.support import attempts_of, create_webhook, publish
-from tests.integration.waiting import wait_until
+from tests.support.api import assert_envelope
+from tests.support.flows import attempts_of, create_webhook, publish
+from tests.support.receiver import Reply
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

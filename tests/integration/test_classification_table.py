@@ -1,4 +1,4 @@
-"""Every row of SPEC.md's classification table, end to end: a real worker and
+"""Every row of docs/spec.md's classification table, end to end: a real worker and
 dispatcher against PostgreSQL, Redis and a real local receiver."""
 
 from itertools import pairwise
@@ -7,15 +7,15 @@ import pytest
 
 from delivery.models import Attempt, Delivery
 from subscriptions.models import Subscription
-from tests.integration.receiver import Reply
-from tests.integration.support import (
+from tests.support.flows import (
     attempts_of,
-    closed_port,
     create_webhook,
     publish,
     wait_for_delivery,
 )
-from tests.integration.waiting import wait_until
+from tests.support.ports import free_port
+from tests.support.receiver import Reply
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -72,7 +72,7 @@ def test_every_row_of_the_classification_table(stack, receiver, api):
     for path, (script, *_rest) in ROWS.items():
         receiver.script(path, *script)
         webhooks[path] = create_webhook(api, receiver.url(path))["id"]
-    refused = create_webhook(api, f"http://127.0.0.1:{closed_port()}/hooks")["id"]
+    refused = create_webhook(api, f"http://127.0.0.1:{free_port()}/hooks")["id"]
     tls = create_webhook(api, f"https://127.0.0.1:{receiver.port}/tls")["id"]
 
     event_id, count = publish(api.client_obj)

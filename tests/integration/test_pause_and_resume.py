@@ -7,14 +7,14 @@ import pytest
 
 from delivery.models import Delivery
 from subscriptions.models import Subscription
-from tests.integration.receiver import Reply
-from tests.integration.support import (
+from tests.support.flows import (
     attempts_of,
     create_webhook,
     publish,
     wait_for_delivery,
 )
-from tests.integration.waiting import wait_until
+from tests.support.receiver import Reply
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -9,15 +9,15 @@ import pytest
 
 from delivery.models import Attempt, Breaker, Delivery
 from events.models import Event
-from tests.integration.receiver import Reply
-from tests.integration.support import (
+from tests.support.flows import (
     attempts_of,
-    closed_port,
     create_webhook,
     publish,
     wait_for_delivery,
 )
-from tests.integration.waiting import wait_until
+from tests.support.ports import free_port
+from tests.support.receiver import Reply
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +57,7 @@ def test_a_publish_while_the_broker_is_unreachable_is_delivered_by_the_sweeper(
     stack.start_worker()
     stack.start_beat()
     webhook = create_webhook(api, receiver.url("/hooks"))
-    dead_port = closed_port()
+    dead_port = free_port()
     # The web side's broker is a closed port; the workers' is the real Redis.
     output = stack.run_python(
         """

@@ -9,13 +9,13 @@ from itertools import pairwise
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.integration.receiver import Reply
-from tests.integration.support import (
+from tests.support.flows import (
     attempts_of,
     create_webhook,
     publish,
     wait_for_delivery,
 )
+from tests.support.receiver import Reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -4,8 +4,8 @@ receiver: who gets what, and a repeated publish sends nothing new."""
 import pytest
 
 from delivery.models import Delivery
-from tests.integration.support import create_webhook, wait_for_delivery
-from tests.integration.waiting import wait_until
+from tests.support.flows import create_webhook, wait_for_delivery
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

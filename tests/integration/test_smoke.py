@@ -1,6 +1,6 @@
 import pytest
 
-from tests.integration.support import create_webhook, delivery_of, publish
+from tests.support.flows import create_webhook, delivery_of, publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

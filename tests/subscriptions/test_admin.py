@@ -7,14 +7,14 @@ from rest_framework.test import APIClient
 from delivery.models import Delivery
 from subscriptions.models import ApiKey, Client, Subscription
 from subscriptions.services import create_api_key
-from tests.api.support import CLIENT_SECRET, HEADER_VALUE, create, make_delivery
+from tests.support.api import CLIENT_SECRET, HEADER_VALUE, create, make_delivery
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def webhook(api) -> Subscription:
-    from tests.api.support import new_body
+    from tests.support.api import new_body
 
     created = create(api, new_body()).json()
     return Subscription.objects.get(pk=created["id"])
@@ -34,7 +34,7 @@ def test_the_subscription_list_shows_no_secrets(admin_client, webhook):
 
 
 def test_the_subscription_page_shows_header_names_but_no_secrets(admin_client, api):
-    from tests.api.support import new_body
+    from tests.support.api import new_body
 
     rotated = create(api, new_body()).json()
     api.post(f"/api/v1/webhooks/{rotated['id']}/rotate-secret")
@@ -64,7 +64,7 @@ def test_subscriptions_cannot_be_added_in_the_admin(admin_client):
 def test_subscriptions_can_be_searched_by_id_url_and_tracking_id(
     admin_client, webhook, api, term
 ):
-    from tests.api.support import new_body
+    from tests.support.api import new_body
 
     other = new_body()
     other["trackingId"] = "SOMETHINGELSE"

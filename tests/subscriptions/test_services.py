@@ -6,8 +6,8 @@ from django.utils import timezone
 from delivery.models import Delivery
 from subscriptions import selectors, services
 from subscriptions.models import Subscription, SubscriptionFilter
-from tests.api.support import make_delivery
-from tests.factories import ClientFactory, SubscriptionFactory
+from tests.support.api import make_delivery
+from tests.support.factories import ClientFactory, SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,10 +1,6 @@
 """WEBHOOK_SSRF_ALLOWLIST: the guard stays on and lets through exactly the
 listed networks (any port) or address:port pairs (the bench's sink)."""
 
-import http.server
-import threading
-from collections.abc import Iterator
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -14,29 +10,10 @@ from delivery.sender.types import OutboundRequest
 from webhooks_project import conf
 
 
-class _Ok(http.server.BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def local_port() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+def local_port(receiver) -> int:
+    """The port of a local receiver (tests/support/receiver.py) answering 200."""
+    return receiver.port
 
 
 def _allow(settings, text: str) -> None:

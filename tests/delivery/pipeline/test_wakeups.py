@@ -1,0 +1,99 @@
+"""delivery.pipeline.wakeups: the sweeper's wake-ups for due rows, and the
+wake-ups sent for newly due deliveries."""
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from delivery import services
+from delivery.models import Delivery
+from delivery.pipeline import claiming, wakeups
+from tests.support.rows import make_delivery, make_event
+
+pytestmark = pytest.mark.django_db
+
+
+class TestDispatch:
+    def test_it_counts_due_rows_up_to_a_cap(self, subscribe):
+        subscription = subscribe("http://a.example/hooks")
+        now = timezone.now()
+        for _ in range(5):
+            make_delivery(subscription, next_attempt_at=now - timedelta(seconds=1))
+        make_delivery(subscription, next_attempt_at=now + timedelta(hours=3))
+        assert claiming.count_due(now=now, cap=100) == 5
+        assert claiming.count_due(now=now, cap=3) == 3
+
+    def test_it_wakes_enough_workers_for_the_due_rows(
+        self, subscribe, kicked, settings
+    ):
+        settings.WEBHOOK_BATCH_SIZE = 2
+        subscription = subscribe("http://a.example/hooks")
+        for _ in range(5):
+            make_delivery(subscription)
+        assert wakeups.dispatch_due_deliveries() == 3
+        assert kicked == [{"count": 3, "countdowns": []}]
+
+    def test_nothing_due_sends_nothing(self, subscribe, kicked):
+        make_delivery(
+            subscribe("http://a.example/hooks"),
+            next_attempt_at=timezone.now() + timedelta(hours=1),
+        )
+        assert wakeups.dispatch_due_deliveries() == 0
+        assert kicked == []
+
+    def test_a_backlog_scheduled_for_later_is_found_with_an_index_scan(self, subscribe):
+        subscription = subscribe("http://a.example/hooks")
+        event = make_event(subscription.client)
+        later = timezone.now() + timedelta(hours=3)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO delivery_delivery (id, event_id, subscription_id, "
+                "client_id, kind, status, attempts_count, backoff_step, "
+                "next_attempt_at, expires_at, created_at, updated_at, last_error) "
+                "SELECT gen_random_uuid(), %s, %s, %s, 'event', 'pending', 0, 0, "
+                "%s + (n || ' seconds')::interval, %s, now(), now(), '' "
+                "FROM generate_series(1, 50000) AS n",
+                [event.id, subscription.id, subscription.client_id, later, later],
+            )
+            cursor.execute("ANALYZE delivery_delivery")
+        query = (
+            Delivery.objects.filter(
+                status="pending", next_attempt_at__lte=timezone.now()
+            )
+            .order_by()
+            .values("id")[:1600]
+        )
+        sql, params = query.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "delivery_due" in plan, plan
+        assert "Seq Scan" not in plan, plan
+        assert claiming.count_due(now=timezone.now(), cap=1600) == 0
+
+
+class TestWakeWorkers:
+    @pytest.mark.parametrize(
+        ("due", "batch", "expected"),
+        [(0, 50, 0), (1, 50, 1), (50, 50, 1), (51, 50, 2), (10_000, 50, 32)],
+    )
+    def test_one_wake_up_per_batch_capped(self, due, batch, expected, settings):
+        settings.WEBHOOK_BATCH_SIZE = batch
+        assert wakeups.wakeups_for(due) == expected
+
+    def test_wake_workers_sends_them(self, kicked, settings):
+        settings.WEBHOOK_BATCH_SIZE = 50
+        services.wake_workers(due_count=120)
+        assert kicked == [{"count": 3, "countdowns": []}]
+
+    def test_a_broker_failure_is_logged_not_raised(self, monkeypatch, caplog):
+        def down():
+            raise ConnectionRefusedError("Connection refused")
+
+        monkeypatch.setattr(wakeups.app, "producer_or_acquire", down)
+        with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
+            assert wakeups.send_wakeups(count=2, countdowns=[1.5]) == 0
+        assert "broker unreachable: 3 of 3 wake-ups not sent" in caplog.text
