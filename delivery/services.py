@@ -62,7 +62,7 @@ def release_held_deliveries(*, subscription_id: UUID) -> int:
         updated_at=now,
     )
     if released:
-        transaction.on_commit(lambda: wake_workers(due_count=released))
+        transaction.on_commit(lambda: wake_workers_now(due_count=released))
     return released
 
 
@@ -295,6 +295,14 @@ def wake_workers(*, due_count: int) -> None:
     wakeups.wake(due_count=due_count)
 
 
+def wake_workers_now(*, due_count: int) -> None:
+    """wake_workers(), sent before returning: for an operator's action
+    (resume, retry, replay, a test delivery), one at a time, whose process may
+    end right after. Never raises; waits at most the broker's connect
+    timeout."""
+    wakeups.send_wakeups(count=wakeups.wakeups_for(due_count))
+
+
 def expire_overdue_deliveries() -> int:
     """Pending and held deliveries past expires_at become `expired` (not those
     whose request is in flight right now: recording them decides). Returns how
@@ -417,7 +425,7 @@ def send_test_delivery(*, subscription: Subscription) -> Delivery:
             next_attempt_at=now,
             expires_at=now + settings.WEBHOOK_DELIVERY_TTL,
         )
-        transaction.on_commit(lambda: wake_workers(due_count=1))
+        transaction.on_commit(lambda: wake_workers_now(due_count=1))
     return delivery
 
 
@@ -457,7 +465,7 @@ def retry_delivery(*, delivery_id: UUID) -> Delivery:
             )
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
         if not in_flight:
-            transaction.on_commit(lambda: wake_workers(due_count=1))
+            transaction.on_commit(lambda: wake_workers_now(due_count=1))
     delivery.refresh_from_db()
     return delivery
 

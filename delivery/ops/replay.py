@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from delivery.models import Delivery
-from delivery.services import wake_workers
+from delivery.services import wake_workers_now
 from subscriptions.models import Subscription
 
 # Deliveries are read and created this many at a time, each chunk in its own
@@ -112,7 +112,7 @@ def _replay_chunk(
         Delivery.objects.bulk_create(new)
         if new:
             count = len(new)
-            transaction.on_commit(lambda: wake_workers(due_count=count))
+            transaction.on_commit(lambda: wake_workers_now(due_count=count))
     return len(new)
 
 

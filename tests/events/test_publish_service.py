@@ -9,7 +9,6 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-import events.services
 from delivery.models import Delivery
 from events.models import Event, EventType
 from events.services import EventTooLarge, InvalidEvent, publish_event
@@ -206,9 +205,9 @@ def test_the_payload_limit_counts_utf8_bytes(platform, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_racing_publishes_with_one_key_create_one_event(subscribe, monkeypatch):
-    """The second publish passes the look-up before the first commits, then
-    blocks on the unique index; once the first commits it returns that event."""
+def test_two_racing_publishes_with_one_key_create_one_event(subscribe):
+    """The second publish's INSERT meets the first's uncommitted row and blocks
+    on the unique index; once the first commits it returns that event."""
     # An earlier transactional test may have flushed the seeded catalogue.
     EventType.objects.get_or_create(name="DELIVERED")
     platform = ClientFactory(name="platform")
@@ -218,34 +217,38 @@ def test_two_racing_publishes_with_one_key_create_one_event(subscribe, monkeypat
     results = {}
     errors = []
 
-    def publish(name: str) -> None:
+    def publish(name: str):
+        return publish_event(
+            publisher=platform,
+            type="DELIVERED",
+            tenant="acme",
+            payload={"by": name},
+            idempotency_key="race-1",
+        )
+
+    def first() -> None:
         try:
-            results[name] = publish_event(
-                publisher=platform,
-                type="DELIVERED",
-                tenant="acme",
-                payload={"by": name},
-                idempotency_key="race-1",
-            )
+            with transaction.atomic():
+                results["first"] = publish("first")
+                # Its event and deliveries are written, not committed: hold
+                # the transaction open until the second publish waits on it.
+                first_inserted.set()
+                _wait_for_a_blocked_insert(deadline=time.monotonic() + 10)
         except Exception as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
             connections.close_all()
 
-    original = events.services.create_deliveries_for
+    def second() -> None:
+        try:
+            results["second"] = publish("second")
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
 
-    def create_deliveries_after_the_race(**kwargs):
-        if threading.current_thread() is thread_1:
-            # Inside the first transaction: its event row exists, uncommitted.
-            first_inserted.set()
-            _wait_for_a_blocked_insert(deadline=time.monotonic() + 10)
-        return original(**kwargs)
-
-    monkeypatch.setattr(
-        events.services, "create_deliveries_for", create_deliveries_after_the_race
-    )
-    thread_1 = threading.Thread(target=publish, args=("first",))
-    thread_2 = threading.Thread(target=publish, args=("second",))
+    thread_1 = threading.Thread(target=first)
+    thread_2 = threading.Thread(target=second)
     thread_1.start()
     assert first_inserted.wait(timeout=10)
     thread_2.start()

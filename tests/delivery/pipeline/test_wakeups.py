@@ -2,6 +2,8 @@
 wake-ups sent for newly due deliveries."""
 
 import logging
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -87,6 +89,12 @@ class TestWakeWorkers:
     def test_wake_workers_sends_them(self, kicked, settings):
         settings.WEBHOOK_BATCH_SIZE = 50
         services.wake_workers(due_count=120)
+        assert wakeups.flush(timeout=5)
+        assert kicked == [{"count": 3, "countdowns": []}]
+
+    def test_wake_workers_now_sends_them_before_returning(self, kicked, settings):
+        settings.WEBHOOK_BATCH_SIZE = 50
+        services.wake_workers_now(due_count=120)
         assert kicked == [{"count": 3, "countdowns": []}]
 
     def test_a_broker_failure_is_logged_not_raised(self, monkeypatch, caplog):
@@ -97,3 +105,49 @@ class TestWakeWorkers:
         with caplog.at_level(logging.WARNING, logger="webhooks.delivery"):
             assert wakeups.send_wakeups(count=2, countdowns=[1.5]) == 0
         assert "broker unreachable: 3 of 3 wake-ups not sent" in caplog.text
+
+
+class TestCoalescer:
+    """The web process's wake-up sender: a publish hands its count over and
+    returns; counts that arrive while a send is in flight go out together."""
+
+    def test_an_idle_process_sends_at_once(self, kicked, settings):
+        # An interval far longer than the flush may wait: the first send must
+        # not wait for it.
+        settings.WEBHOOK_WAKEUP_INTERVAL = timedelta(hours=1)
+        coalescer = wakeups._Coalescer()
+        coalescer.wake(1)
+        assert coalescer.flush(timeout=5)
+        assert kicked == [{"count": 1, "countdowns": []}]
+
+    def test_counts_arriving_during_a_send_are_summed_into_one(
+        self, monkeypatch, settings
+    ):
+        settings.WEBHOOK_BATCH_SIZE = 10
+        release = threading.Event()
+        sent: list[int] = []
+
+        def slow_send(*, count: int = 0, countdowns=()) -> int:
+            sent.append(count)
+            release.wait(5)
+            return count
+
+        monkeypatch.setattr(wakeups, "send_wakeups", slow_send)
+        coalescer = wakeups._Coalescer()
+        coalescer.wake(1)
+        deadline = time.monotonic() + 5
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(50):
+            coalescer.wake(1)  # while the first send is in flight
+        release.set()
+        assert coalescer.flush(timeout=5)
+        assert sent == [1, 5]  # 50 due deliveries: five batches of ten
+
+    def test_under_sustained_load_sends_are_paced_by_the_interval(self, settings):
+        settings.WEBHOOK_WAKEUP_INTERVAL = timedelta(seconds=10)
+        coalescer = wakeups._Coalescer()
+        with coalescer._ready:
+            waits = [coalescer._spend() for _ in range(wakeups.WAKEUP_BURST + 1)]
+        assert waits[:-1] == [0.0] * wakeups.WAKEUP_BURST
+        assert 9 < waits[-1] <= 10  # the next send is earned one interval on
