@@ -111,20 +111,30 @@ class PublishEventSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        header = self.context.get("idempotency_header")
-        body_id = attrs.get("id")
-        if header is not None:
-            header_field = TextField(max_length=_max_length(Event, "idempotency_key"))
-            try:
-                header = header_field.run_validation(header)
-            except serializers.ValidationError as exc:
-                raise serializers.ValidationError({IDEMPOTENCY_HEADER: exc.detail})
-            if body_id is not None and body_id != header:
-                raise serializers.ValidationError(
-                    {IDEMPOTENCY_HEADER: ["differs from the id in the body"]}
-                )
-        attrs["idempotency_key"] = body_id if body_id is not None else header
-        return attrs
+        return with_idempotency_header(attrs, self.context.get("idempotency_header"))
+
+
+_HEADER_FIELD = TextField(max_length=_max_length(Event, "idempotency_key"))
+
+
+def with_idempotency_header(
+    attrs: dict[str, Any], header: str | None
+) -> dict[str, Any]:
+    """A validated event body with its `idempotency_key`: the body's `id`, or
+    else the Idempotency-Key header (checked like `id`; both: they must match).
+    Raises ValidationError naming the header."""
+    body_id = attrs.get("id")
+    if header is not None:
+        try:
+            header = _HEADER_FIELD.run_validation(header)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({IDEMPOTENCY_HEADER: exc.detail})
+        if body_id is not None and body_id != header:
+            raise serializers.ValidationError(
+                {IDEMPOTENCY_HEADER: ["differs from the id in the body"]}
+            )
+    attrs["idempotency_key"] = body_id if body_id is not None else header
+    return attrs
 
 
 class PublishedEventSerializer(serializers.Serializer):

@@ -83,7 +83,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = conf.read(E, "DB_CONN_MAX_AGE", "60", int)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = conf.read(
+        E, "DB_CONN_HEALTH_CHECKS", "true", conf.parse_bool
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker and cache ----------------------------------------------
@@ -229,7 +231,7 @@ WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_d
 # While publishing is busy a web process sends wake-ups at most this often
 # (summing their counts); an idle one sends at once.
 WEBHOOK_WAKEUP_INTERVAL = conf.read(
-    E, "WEBHOOK_WAKEUP_INTERVAL", "20ms", conf.parse_duration
+    E, "WEBHOOK_WAKEUP_INTERVAL", "100ms", conf.parse_duration
 )
 WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "200", conf.parse_positive_int)
 WEBHOOK_HTTP_CONCURRENCY = conf.read(
