@@ -12,6 +12,7 @@ Targets missed do not change the exit status: the table says pass or miss.
 """
 
 import argparse
+import dataclasses
 import os
 import platform
 import shlex
@@ -87,6 +88,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "this many (1: one POST /api/v1/events per event)",
     )
     parser.add_argument(
+        "--single-events",
+        type=int,
+        help="events of the single scenario (default 20,000; --quick 300)",
+    )
+    parser.add_argument(
         "--dead-timeout",
         default="2s",
         help="WEBHOOK_TIMEOUT for the dead-endpoint scenario",
@@ -145,9 +151,10 @@ def _notes(args: argparse.Namespace, sizes) -> list[str]:
     return [
         "Stack: the Procfile's web (bound to 127.0.0.1), worker "
         f"(×{args.workers}) and beat lines run by bash with PORT, "
-        "DATABASE_URL (wh_bench), REDIS_URL (db 5), "
-        "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true, LOG_LEVEL=WARNING, a high "
-        "WEBHOOK_THROTTLE_RATE; every scenario on a fresh clone of a migrated database."
+        "DATABASE_URL (wh_bench), REDIS_URL (db 5), the SSRF guard on with "
+        "WEBHOOK_SSRF_ALLOWLIST naming exactly the sink's two ports, "
+        "LOG_LEVEL=WARNING, a high WEBHOOK_THROTTLE_RATE; every scenario on a "
+        "fresh clone of a migrated database."
         + (f" Extra env: {' '.join(args.env)}." if args.env else ""),
         f"Publishing: {args.publishers} threads in the bench process, each with its "
         "own pooled requests.Session, "
@@ -159,6 +166,13 @@ def _notes(args: argparse.Namespace, sizes) -> list[str]:
         + f" (public events, each matching one of {sizes.webhooks} trackingId "
         "webhooks; fan-out and idle: one event per POST /api/v1/events). Latency "
         "runs from just before the POST to the sink's receipt.",
+        "1c single: one event per POST /api/v1/events from 16 threads whatever "
+        "--publishers and --batch say; then, alone, the publish ceiling (bench/"
+        "ceiling: a Django view that parses the body and INSERTs it in one "
+        "transaction, on the Procfile's web line, the same 16 publishers; its "
+        "sustained 202 rate) and django-webhook 0.0.15 from PyPI in the bench's "
+        "own virtualenv (bench/peers.py, bench/peer: a model saved per POST, "
+        "its Celery worker on the Procfile's worker line, the same sink).",
         "Sustained: deliveries/s between the 10th and 90th percentile completion "
         "(ramp-up and tail left out). 1b drain: the events are published with the "
         "worker stopped, then it starts: the delivery path without publishing load.",
@@ -175,6 +189,8 @@ def _notes(args: argparse.Namespace, sizes) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.single_events:
+        sizes = dataclasses.replace(sizes, single_events=args.single_events)
     runs = 1 if args.quick else max(1, args.runs)
     names = _scenario_names(args.only)
     env_extra = dict(item.split("=", 1) for item in args.env)

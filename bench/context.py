@@ -19,6 +19,8 @@ PROCESSES = ("web", "worker", "beat")
 @dataclass(frozen=True)
 class Sizes:
     burst_events: int
+    single_events: int  # one per POST /api/v1/events (and the ceiling's)
+    peer_events: int  # published to django-webhook
     webhooks: int  # subscriptions the burst, slow and dead events spread over
     idle_events: int
     slow_deliveries: int
@@ -33,6 +35,8 @@ class Sizes:
 
 FULL = Sizes(
     burst_events=20_000,
+    single_events=20_000,
+    peer_events=3_000,
     webhooks=20,
     idle_events=200,
     slow_deliveries=2_000,
@@ -46,6 +50,8 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     burst_events=300,
+    single_events=300,
+    peer_events=100,
     webhooks=20,
     idle_events=20,
     slow_deliveries=50,
@@ -123,8 +129,12 @@ class Context:
         *,
         extra_env: dict[str, str] | None = None,
         processes: tuple[str, ...] = PROCESSES,
+        allow: tuple[str, ...] = (),
     ) -> Iterator[Running]:
         """A fresh database and Redis db, the Procfile processes, a warm-up.
+
+        The SSRF guard is on and allows the sink's two ports and `allow`
+        (address:port pairs) only.
 
         The processes are stopped (process groups, SIGTERM then SIGKILL) when
         the block exits, however it exits.
@@ -139,7 +149,12 @@ class Context:
             database_url=self.database.url,
             redis_url=self.redis_url,
             var_dir=log_dir / "var",
-            extra={**self.env_extra, **(extra_env or {})},
+            extra={
+                # The guard on, open for exactly the sink (and what a scenario adds).
+                "WEBHOOK_SSRF_ALLOWLIST": ",".join([self.sink.allowlist(), *allow]),
+                **self.env_extra,
+                **(extra_env or {}),
+            },
         )
         stack = Stack(
             env=env,

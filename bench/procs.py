@@ -157,6 +157,20 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def pids_named(name: str) -> list[int]:
+    """Live processes whose command name (/proc/<pid>/comm) is `name`."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                comm = Path(f"/proc/{entry.name}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == name:
+                pids.append(int(entry.name))
+    return pids
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time of the processes (utime + stime)."""
     ticks = 0

@@ -1,12 +1,13 @@
 """The scenarios of issue 5. Each starts its own stack on a fresh database and
 returns an Outcome: figures (key -> number), delivery checks, details."""
 
+import os
 import random
 import sys
 import time
 from dataclasses import dataclass, field
 
-from bench import payloads, procs
+from bench import payloads, peers, procs
 from bench.analysis import (
     RssSampler,
     analyse,
@@ -14,6 +15,7 @@ from bench.analysis import (
     percentile,
     sustained_rate,
 )
+from bench.api import Api
 from bench.context import SUBSCRIBER, Context, Running
 from bench.stack import ROOT
 
@@ -80,6 +82,91 @@ def burst(ctx: Context) -> Outcome:
     if delivered.done:
         figures.update(rss.figures(delivered.first_sent, delivered.done[-1]))
     return Outcome(figures=figures, checks=delivered.checks())
+
+
+class _CpuShares:
+    """CPU time of each part of the stack from now until per_event()."""
+
+    def __init__(self, run: Running) -> None:
+        self._groups = {
+            "web": lambda: run.stack.pids("web"),
+            "worker": lambda: run.stack.pids("worker"),
+            "beat": lambda: run.stack.pids("beat"),
+            "postgres": lambda: procs.pids_named("postgres"),
+            "redis": lambda: procs.pids_named("redis-server"),
+            "sink": lambda: procs.group_pids(run.sink.process.pid),
+        }
+        self._before = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        sample = {
+            name: procs.cpu_seconds(pids()) for name, pids in self._groups.items()
+        }
+        times = os.times()
+        sample["bench (publishers)"] = times.user + times.system
+        sample["wall"] = time.monotonic()
+        return sample
+
+    def per_event(self, count: int) -> dict[str, float]:
+        """ms of CPU per event of each part, and `cores`: their sum over the
+        wall time (how much of the machine the whole run used)."""
+        after = self._sample()
+        wall = after.pop("wall") - self._before["wall"]
+        used = {name: after[name] - self._before[name] for name in after}
+        shares = {name: seconds / count * 1000 for name, seconds in used.items()}
+        shares["cores"] = sum(used.values()) / wall if wall > 0 else 0.0
+        return shares
+
+
+# Issue 13: a platform publishes each event as it happens, from 16 threads.
+SINGLE_PUBLISHERS = 16
+
+
+def single(ctx: Context) -> Outcome:
+    """1c: one event per POST /api/v1/events from 16 publishers, one webhook
+    each; then, alone on the machine, the publish ceiling (a minimal Django
+    view on the same gunicorn settings, the same publishers) and django-webhook
+    (bench/peers.py)."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.single_events
+    with ctx.stack("single") as run:
+        paths = _spread_webhooks(run, ctx, prefix="N", mode="fast")
+        events = _spread_events(count, prefix="N", paths=paths)
+        publisher = Api(run.stack.base_url, ctx.publisher_key, batch=1)
+        cpu = _CpuShares(run)
+        published = publisher.publish_many(
+            events, threads=SINGLE_PUBLISHERS, deadline=deadline
+        )
+        run.wait_received(count, deadline=deadline)
+        shares = cpu.per_event(count)
+        print(
+            " (CPU ms per event: "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in shares.items())
+            + ")",
+            end="",
+            flush=True,
+        )
+        receipts = run.sink.receipts()
+    delivered = analyse(published, receipts)
+    figures = {f"single.{k}": v for k, v in _throughput(delivered, published).items()}
+    details: dict = {"publishers": SINGLE_PUBLISHERS, "cpu_ms_per_event": shares}
+    ceiling = peers.publish_ceiling(ctx, count=count, threads=SINGLE_PUBLISHERS)
+    details["ceiling"] = ceiling
+    figures["single.ceiling"] = ceiling["rate"]
+    try:
+        peer = peers.django_webhook(
+            ctx, count=ctx.sizes.peer_events, threads=SINGLE_PUBLISHERS
+        )
+    except Exception as exc:  # the service's figures stand without the peer's
+        details["peer_error"] = f"{type(exc).__name__}: {exc}"
+        print(f" (django-webhook: {details['peer_error']})", end="", flush=True)
+    else:
+        details["peer"] = peer
+        figures["single.peer"] = peer["rate"]
+        sustained = figures["single.sustained"]
+        if sustained and peer["rate"]:
+            figures["single.peer_ratio"] = sustained / peer["rate"]
+    return Outcome(figures=figures, checks=delivered.checks(), details=details)
 
 
 def drain(ctx: Context) -> Outcome:
@@ -198,7 +285,12 @@ def dead(ctx: Context, *, timeout: str) -> Outcome:
     deadline = ctx.deadline()
     count = ctx.sizes.burst_events
     refused_port = procs.free_port()
-    with ctx.stack("dead", extra_env={"WEBHOOK_TIMEOUT": timeout}) as run:
+    with ctx.stack(
+        "dead",
+        extra_env={"WEBHOOK_TIMEOUT": timeout},
+        # Refused by the host, not by the SSRF guard.
+        allow=(f"127.0.0.1:{refused_port}",),
+    ) as run:
         urls, paths = [], []
         for i in range(ctx.sizes.webhooks):
             if i % 10 == 0:  # a host that refuses: nothing listens on the port
@@ -353,6 +445,7 @@ def _insert_backlog(
 
 SCENARIOS = {
     "burst": burst,
+    "single": single,
     "drain": drain,
     "idle": idle,
     "slow": slow,

@@ -50,6 +50,10 @@ class Sink:
             return "(nothing within the start-up time)"
         return self.process.stdout.readline().decode().strip()
 
+    def allowlist(self) -> str:
+        """WEBHOOK_SSRF_ALLOWLIST for exactly the sink's two ports."""
+        return f"127.0.0.1:{self.main_port},127.0.0.1:{self.aux_port}"
+
     def url(self, path: str, *, aux: bool = False) -> str:
         port = self.aux_port if aux else self.main_port
         return f"http://127.0.0.1:{port}{path}"

@@ -76,6 +76,13 @@ class Database:
             timeout=180,
         )
 
+    def create_empty(self) -> None:
+        """Drop the database and create it empty (no migrations, no template)."""
+        self._admin(
+            f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.name}"',
+        )
+
     def recreate(self) -> None:
         """A fresh copy of the template under the bench's name."""
         self._admin(
@@ -159,8 +166,8 @@ def base_env(
     env.update(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
-        # The sink listens on 127.0.0.1, which the SSRF guard refuses by default.
-        WEBHOOK_ALLOW_PRIVATE_DESTINATIONS="true",
+        # The SSRF guard stays on; Context.stack() allows exactly the sink's
+        # address:port pairs (WEBHOOK_SSRF_ALLOWLIST), which it alone knows.
         WEBHOOK_VAR_DIR=str(var_dir),
         # The bench publishes thousands of events a second from one key.
         WEBHOOK_THROTTLE_RATE="10000000/min",
@@ -184,12 +191,14 @@ class Stack:
         log_dir: Path,
         port: int,
         scale: dict[str, int] | None = None,
+        commands: dict[str, str] | None = None,
     ) -> None:
         self.env = {**env, "PORT": str(port)}
         self.log_dir = log_dir
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
-        self.commands = procfile_commands()
+        # Another app on the Procfile's lines (the publish ceiling, the peer).
+        self.commands = commands if commands is not None else procfile_commands()
         self.scale = scale or {}
         self.processes: dict[str, list] = {}
 
@@ -244,19 +253,20 @@ class Stack:
                         f"{procs.log_tail(self.log(name))}"
                     )
 
-    def wait_healthy(self, deadline: float) -> None:
-        """Until GET /health answers 200 (database and broker reachable)."""
+    def wait_healthy(self, deadline: float, path: str = "/health") -> None:
+        """Until GET `path` answers 200 (for the service: database and broker
+        reachable)."""
         session = requests.Session()
         session.trust_env = False
         last = "no answer"
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                response = session.get(self.base_url + "/health", timeout=2)
+                response = session.get(self.base_url + path, timeout=2)
                 if response.status_code == 200:
                     return
                 last = f"{response.status_code} {response.text[:200]}"
             except requests.RequestException as exc:
                 last = type(exc).__name__
             time.sleep(0.2)
-        raise StackError(f"GET /health never answered 200 (last: {last})")
+        raise StackError(f"GET {path} never answered 200 (last: {last})")
