@@ -1,9 +1,8 @@
 """Settings of the peer project (django-webhook's quickstart)."""
 
 import os
-from urllib.parse import urlsplit
 
-_db = urlsplit(os.environ["DATABASE_URL"])
+from bench.django_db import default_database
 
 SECRET_KEY = "bench-peer"
 DEBUG = False
@@ -16,17 +15,7 @@ INSTALLED_APPS = [
     "bench.peer.parcels",
 ]
 MIDDLEWARE: list[str] = []
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": _db.path.lstrip("/"),
-        "USER": _db.username or "",
-        "PASSWORD": _db.password or "",
-        "HOST": _db.hostname or "",
-        "PORT": _db.port or "",
-        "CONN_MAX_AGE": 60,
-    }
-}
+DATABASES = {"default": default_database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 # Whitelist the models webhooks are sent for (django-webhook's quickstart).
