@@ -1,18 +1,26 @@
 """Input and output shapes of the events API (docs/api.md, "Events")."""
 
+import base64
+import binascii
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.core.validators import ProhibitNullCharactersValidator, URLValidator
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from events.models import Event
-from events.selectors import EventLog
+from events.selectors import EVENT_LIST_STATUSES
 from subscriptions.models import Client
 from webhooks_project.serializers import StrictListField, StrictSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The most events one POST /batch/api/v1/events takes.
 BATCH_MAX = 1000
+# GET /api/v1/events: page sizes, as GET /api/v1/webhooks/{id}/deliveries.
+LIST_MAX = 1000
+LIST_DEFAULT = 100
 
 
 def _max_length(model: type, field: str) -> int:
@@ -186,8 +194,9 @@ class EventDeliverySerializer(serializers.Serializer):
         return data
 
 
-class EventLogSerializer(serializers.Serializer):
-    """GET /api/v1/events/{id}: an EventLog (the event and visible deliveries)."""
+class _EventFields(serializers.Serializer):
+    """An event as GET /api/v1/events/{id} shows it, from an object whose
+    `event` is the Event (an EventLog or an EventSummary)."""
 
     id = serializers.UUIDField(source="event.id")
     type = serializers.CharField(source="event.type")
@@ -201,11 +210,16 @@ class EventLogSerializer(serializers.Serializer):
     payload = serializers.DictField(source="event.payload")
     occurred_at = serializers.DateTimeField(source="event.occurred_at")
     created = serializers.DateTimeField(source="event.created_at")
-    deliveries = EventDeliverySerializer(many=True)
 
-    def get_tenant(self, log: EventLog) -> str | None:
-        tenant = log.event.tenant
+    def get_tenant(self, item: Any) -> str | None:
+        tenant = item.event.tenant
         return tenant.name if tenant is not None else None
+
+
+class EventLogSerializer(_EventFields):
+    """GET /api/v1/events/{id}: an EventLog (the event and visible deliveries)."""
+
+    deliveries = EventDeliverySerializer(many=True)
 
 
 class EventTypeSerializer(serializers.Serializer):
@@ -218,3 +232,100 @@ class EventTypeSerializer(serializers.Serializer):
         help_text="Once delivered, ends trackingId webhooks on its resource."
     )
     description = serializers.CharField()
+
+
+class DeliveryCountsSerializer(serializers.Serializer):
+    """Keys as events.selectors SUMMARY_STATUSES, and their sum."""
+
+    total = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    held = serializers.IntegerField(help_text="Pending, its webhook paused.")
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    expired = serializers.IntegerField()
+    cancelled = serializers.IntegerField(help_text="Its webhook was deleted.")
+
+
+class EventSummarySerializer(_EventFields):
+    """One event of GET /api/v1/events (an EventSummary)."""
+
+    deliveries = DeliveryCountsSerializer(
+        help_text="The deliveries of the event this key sees, counted by status."
+    )
+
+
+class EventPageSerializer(serializers.Serializer):
+    results = EventSummarySerializer(many=True)
+    next = serializers.CharField(
+        allow_null=True,
+        help_text="Pass as `cursor` for the next page; null at the end.",
+    )
+
+
+def encode_event_cursor(created_at: datetime, event_id: UUID) -> str:
+    """Opaque to clients: the (created_at, id) of the last event of a page."""
+    raw = f"{created_at.isoformat()}|{event_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_event_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Raises ValueError for anything encode_event_cursor did not make."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
+        created, _, event_id = raw.partition("|")
+        moment = parse_datetime(created)
+        if moment is None or moment.tzinfo is None:
+            raise ValueError("no time")
+        return moment, UUID(event_id)
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise ValueError("not a cursor") from exc
+
+
+_TIME_MESSAGES = {"invalid": "must be an ISO 8601 time (2026-11-22T10:00:00Z)"}
+
+
+class EventListQuerySerializer(serializers.Serializer):
+    """The query of GET /api/v1/events; a bad value is a 400 naming it."""
+
+    type = serializers.CharField(required=False, help_text="Events of this type.")
+    since = serializers.DateTimeField(
+        required=False,
+        error_messages=_TIME_MESSAGES,
+        help_text="Published at or after this time (ISO 8601).",
+    )
+    until = serializers.DateTimeField(
+        required=False,
+        error_messages=_TIME_MESSAGES,
+        help_text="Published before this time (ISO 8601).",
+    )
+    resource_id = serializers.CharField(required=False)
+    status = serializers.ChoiceField(
+        choices=sorted(EVENT_LIST_STATUSES),
+        required=False,
+        error_messages={
+            "invalid_choice": "must be one of " + ", ".join(sorted(EVENT_LIST_STATUSES))
+        },
+        help_text=(
+            "Events with at least one of your deliveries in this status "
+            "(pending includes held)."
+        ),
+    )
+    limit = serializers.IntegerField(
+        min_value=1, max_value=LIST_MAX, default=LIST_DEFAULT
+    )
+    cursor = serializers.CharField(
+        required=False, help_text="The `next` of the previous page."
+    )
+
+    def validate_cursor(self, value: str) -> tuple[datetime, UUID]:
+        try:
+            return decode_event_cursor(value)
+        except ValueError:
+            raise serializers.ValidationError("Not a cursor returned by this API.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        since, until = attrs.get("since"), attrs.get("until")
+        if since is not None and until is not None and since > until:
+            raise serializers.ValidationError({"until": ["must not be before since"]})
+        return attrs

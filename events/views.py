@@ -12,12 +12,16 @@ from rest_framework.views import APIView
 from events import selectors, services
 from events.serializers import (
     IDEMPOTENCY_HEADER,
+    EventListQuerySerializer,
     EventLogSerializer,
+    EventPageSerializer,
+    EventSummarySerializer,
     EventTypeSerializer,
     PublishedBatchSerializer,
     PublishedEventSerializer,
     PublishEventBatchSerializer,
     PublishEventSerializer,
+    encode_event_cursor,
     with_idempotency_header,
 )
 from subscriptions.auth import HasPublishScope
@@ -48,6 +52,67 @@ class _PublishView(APIView):
 
 
 class PublishEventView(_PublishView):
+    """POST publishes (publish key, publish throttle); GET lists the events
+    the key may see (any key, the default throttle). One URL, one view: the
+    per-method choice costs POST a string comparison."""
+
+    def get_permissions(self) -> list:
+        if self.request.method == "GET":
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    def get_throttles(self) -> list:
+        if self.request.method == "GET":
+            # The throttle reads the view's scope; this instance serves only
+            # this request (as_view makes one per request).
+            self.throttle_scope = None
+        return super().get_throttles()
+
+    @extend_schema(
+        operation_id="list_events",
+        summary="The events this key may see",
+        description=(
+            "Newest first. A subscriptions key: the events that reached your "
+            "webhooks (at least one delivery to them), each with your deliveries "
+            "counted by status. A publish key: the events you published, with "
+            "all their deliveries counted. `since` inclusive, `until` exclusive, "
+            "on the time the event was published. `status`: events with at least "
+            "one such delivery (`pending` includes `held`). `limit` 1–1000 "
+            "(default 100); pass `next` back as `cursor`."
+        ),
+        parameters=[EventListQuerySerializer],
+        responses={
+            200: EventPageSerializer,
+            400: _error("A bad query parameter (named in `errors`)."),
+            401: _UNAUTHORIZED,
+            429: _THROTTLED,
+        },
+        tags=["events"],
+    )
+    def get(self, request: Request) -> Response:
+        query = EventListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        limit = params["limit"]
+        rows = selectors.list_events(
+            client=request.user,
+            scopes=request.auth.scopes,
+            limit=limit,
+            type=params.get("type"),
+            since=params.get("since"),
+            until=params.get("until"),
+            resource_id=params.get("resource_id"),
+            status=params.get("status"),
+            before=params.get("cursor"),
+        )
+        page = rows[:limit]
+        cursor = None
+        if len(rows) > limit:
+            cursor = encode_event_cursor(page[-1].event.created_at, page[-1].event.id)
+        return Response(
+            {"results": EventSummarySerializer(page, many=True).data, "next": cursor}
+        )
+
     @extend_schema(
         operation_id="publish_event",
         summary="Publish an event",

@@ -346,5 +346,6 @@ def test_a_key_with_both_scopes_can_publish(make_api):
     assert response.status_code == 202
 
 
-def test_get_on_the_publish_url_is_a_405(publisher_api):
-    _assert_envelope(publisher_api.get(URL), 405)
+def test_put_on_the_publish_url_is_a_405(publisher_api):
+    # GET lists the events (tests/events/test_event_list_api.py).
+    _assert_envelope(publisher_api.put(URL, {}, format="json"), 405)

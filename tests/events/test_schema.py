@@ -55,3 +55,27 @@ def test_the_event_log_and_catalogue_are_described(schema):
     types = schema["paths"]["/api/v1/event-types"]["get"]["responses"]["200"]
     items = types["content"]["application/json"]["schema"]["items"]["$ref"]
     assert items.endswith("/EventType")
+
+
+def test_the_event_list_is_described_on_the_publish_path(schema):
+    operation = schema["paths"]["/api/v1/events"]["get"]
+
+    assert operation["operationId"] == "list_events"
+    assert _ref(operation["responses"]["200"]) == "EventPage"
+    assert _ref(operation["responses"]["400"]) == "Error"
+    names = {p["name"] for p in operation["parameters"]}
+    assert names >= {"type", "since", "until", "resource_id", "status", "cursor"}
+    [status] = [p for p in operation["parameters"] if p["name"] == "status"]
+    assert status["schema"]["enum"] == ["expired", "failed", "pending", "succeeded"]
+    summary = schema["components"]["schemas"]["EventSummary"]["properties"]
+    assert "deliveries" in summary and "payload" in summary
+    counts = schema["components"]["schemas"]["DeliveryCounts"]["properties"]
+    assert set(counts) == {
+        "total",
+        "pending",
+        "held",
+        "succeeded",
+        "failed",
+        "expired",
+        "cancelled",
+    }
