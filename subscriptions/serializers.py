@@ -45,6 +45,13 @@ _RESERVED_HEADERS = frozenset(
     }
 )
 _RESERVED_PREFIX = "webhook-"
+# RFC 9110 media-type: type "/" subtype *( OWS ";" OWS parameter ), a
+# parameter's value a token or a quoted-string (whose obs-text is latin-1).
+_QUOTED = r'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN.pattern}/{_TOKEN.pattern}"
+    rf"(?:[ \t]*;[ \t]*{_TOKEN.pattern}=(?:{_TOKEN.pattern}|{_QUOTED}))*"
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -140,8 +147,18 @@ class ConfigurationSerializer(StrictSerializer):
         return value
 
     def validate_content_type(self, value: str) -> str:
+        # Sent as the Content-Type header of every attempt: a value HTTP cannot
+        # carry would fail each one here, before any request.
         if _CONTROL.search(value):
             raise serializers.ValidationError("must not contain control characters")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("must be ISO-8859-1 (latin-1) text")
+        if not _MEDIA_TYPE.fullmatch(value):
+            raise serializers.ValidationError(
+                "must be a media type, e.g. application/json"
+            )
         return value
 
     def validate_headers(self, headers: list[dict[str, str]] | None) -> list:

@@ -26,7 +26,7 @@ from delivery.models import Attempt, Delivery
 from delivery.pipeline import attempt_log, health, wakeups
 from delivery.pipeline.items import Item, Sent, Settled, Skipped, describe
 from delivery.policy import breaker
-from delivery.policy.classification import Verdict, classify
+from delivery.policy.classification import Verdict, classify, destination_health
 from subscriptions import services as subscription_services
 from subscriptions.models import Subscription
 
@@ -308,10 +308,18 @@ def _write_breakers(
     *,
     now: datetime,
 ) -> None:
+    # The breaker is shared by every tenant of the destination, so it reads
+    # answers as signs of the host's health (destination_health), not as the
+    # webhook's outcomes: another tenant's 404, or our own failure to build
+    # or encode a request, must not postpone everyone's deliveries to it.
     outcomes: dict[str, list[str]] = defaultdict(list)
     for item in items:
         if isinstance(item, Sent) and item.delivery.kind == Delivery.Kind.EVENT:
-            outcomes[item.destination].append(verdicts[item.delivery.id].outcome)
+            up = destination_health(item.result)
+            if up is not None:
+                outcomes[item.destination].append(
+                    Outcome.ACK if up else Outcome.FAILURE
+                )
     tallies = {dest: breaker.Tally.of(seq) for dest, seq in outcomes.items()}
     breaker.record_outcomes(tallies, known=known, now=now)
     # Later flushes of the same batch compare against what was just written.

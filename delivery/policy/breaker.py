@@ -1,12 +1,18 @@
 """The circuit breaker per destination (scheme://host:port).
 
-WEBHOOK_BREAKER_THRESHOLD consecutive `failure` outcomes across all
-deliveries to a destination open it for WEBHOOK_BREAKER_COOLDOWN: attempts
+WEBHOOK_BREAKER_THRESHOLD consecutive failures of the destination itself
+(a 5xx, or refused, reset, timed out, TLS: classification.destination_health)
+across all deliveries to it open it for WEBHOOK_BREAKER_COOLDOWN: attempts
 due meanwhile are postponed to the reopen time without a request (recorded as
 `skipped`). Once the cooldown is over the breaker is half-open: one probe,
 claimed by a conditional UPDATE so only one worker sends it, decides — an
-ack closes it, a failure opens it again. Other outcomes (409, 429, 400) say
-nothing about the destination's health and leave it as it is.
+answer below 500 closes it, a failure opens it again. Our own failures
+(encoding, SSRF block, DNS, building the request) say nothing about the
+destination and leave it as it is. The breaker is shared by every tenant, so
+what one tenant's webhook provokes (a path answering 404, a content type that
+cannot be sent) must not postpone the others' deliveries (docs/security.md,
+"The circuit breaker and tenants"). Recording hands `Tally.of` ACK for "the
+host answered" and FAILURE for "the host failed".
 
 State is read once per batch (`load_states`) and written once per
 destination per flush (`record_outcomes`), with arithmetic done in SQL so

@@ -9,7 +9,16 @@ The table (docs/spec.md, "Delivery"), as data:
     429                          retry              backoff, Retry-After  no
     anything else, no answer     failure            backoff               yes
 
-"failure?" = counts towards pausing the subscription and the breaker.
+"failure?" = counts towards pausing the subscription.
+
+The destination's circuit breaker, shared by every tenant sending to that
+scheme://host:port, reads answers differently (`destination_health`): any
+HTTP answer below 500 shows the host is up (it answers for one path, i.e. for
+one tenant's webhook); a 5xx, or no answer because the destination failed
+(refused, reset, timed out, TLS), counts against it; a failure of our own (a
+request that cannot be encoded or built, a blocked destination, a name that
+does not resolve) says nothing about it. So one tenant's 404s cannot postpone
+another tenant's deliveries to the same host.
 A retry that would fall after the delivery's expires_at expires it now. A test
 delivery (POST /webhooks/{id}/test) is never retried and never counts towards
 pausing or the circuit breaker.
@@ -71,6 +80,15 @@ def outcome_for(status_code: int | None) -> Outcome:
     if status_code == 429:
         return Outcome.RETRY
     return Outcome.FAILURE
+
+
+def destination_health(result: SendResult) -> bool | None:
+    """For the destination's breaker: True when the host answered (below 500),
+    False when it failed (5xx, refused, reset, timeout, TLS), None when the
+    failure was not its doing."""
+    if result.status_code is None:
+        return False if result.transport_failure else None
+    return result.status_code < 500
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> timedelta | None:

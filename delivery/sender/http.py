@@ -294,7 +294,7 @@ def send(request: OutboundRequest) -> SendResult:
     try:
         result = _send(request)
     except Exception as exc:  # never raise to the delivery pipeline
-        result = SendResult(None, 0, error=_describe(exc))
+        result = _failure(exc)
     finally:
         _context.deadline = None
         _context.pin = None
@@ -395,7 +395,7 @@ def _post(
             timeout=Timeout(connect=connect, read=total),
         )
     except Exception as exc:
-        return SendResult(None, 0, error=_describe(exc))
+        return _failure(exc)
     try:
         return SendResult(
             response.status,
@@ -469,40 +469,57 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         stack.extend(e for e in nested if isinstance(e, BaseException))
 
 
+def _failure(exc: BaseException) -> SendResult:
+    error, transport = _diagnose(exc)
+    return SendResult(None, 0, error=error, transport_failure=transport)
+
+
 def _describe(exc: BaseException) -> str:
     """A short, secret-free description: never the URL or a response body."""
+    return _diagnose(exc)[0]
+
+
+def _diagnose(exc: BaseException) -> tuple[str, bool]:
+    """_describe's text, and whether the destination (or the network to it)
+    failed rather than we did (SendResult.transport_failure)."""
     causes = list(_causes(exc))
 
     def first(*types: type[BaseException]) -> BaseException | None:
         return next((e for e in causes if isinstance(e, types)), None)
 
     if found := first(UnresolvableDestination):
-        return f"dns: {found}"
+        return f"dns: {found}", False
     if found := first(BlockedDestination):
-        return f"blocked destination: {found}"
+        return f"blocked destination: {found}", False
     if found := first(ssl.SSLCertVerificationError):
         detail = getattr(found, "verify_message", "") or ""
-        return "tls: certificate verify failed" + (
+        text = "tls: certificate verify failed" + (
             f": {detail}"[:120] if detail else ""
         )
+        return text, True
     if found := first(ssl.SSLError):
         reason = getattr(found, "reason", None)
-        return "tls: handshake failed" + (
+        text = "tls: handshake failed" + (
             f" ({str(reason).lower().replace('_', ' ')})" if reason else ""
         )
+        return text, True
     if first(requests.exceptions.SSLError):
-        return "tls: handshake failed"
+        return "tls: handshake failed", True
+    # Before anything was sent: e.g. a content type or header value that is
+    # not latin-1 (http.client refuses it), or a host name IDNA rejects.
+    if found := first(UnicodeError):
+        return f"invalid request: cannot encode ({type(found).__name__})", False
     if first(ConnectionRefusedError):
-        return "connection refused"
+        return "connection refused", True
     # (RemoteDisconnected is a ConnectionResetError: ask for it first.)
     if first(http.client.RemoteDisconnected):
-        return "connection closed without a response"
+        return "connection closed without a response", True
     if first(ConnectionResetError):
-        return "connection reset"
+        return "connection reset", True
     if first(BrokenPipeError, ConnectionAbortedError):
-        return "connection closed while sending"
+        return "connection closed while sending", True
     if first(NameResolutionError, socket.gaierror):
-        return "dns: the host does not resolve"
+        return "dns: the host does not resolve", False
     connect_timeout = next(
         (
             e
@@ -514,22 +531,23 @@ def _describe(exc: BaseException) -> str:
     )
     connect, total = _timeouts()
     if connect_timeout is not None:
-        return f"timeout: no connection in {connect:.1f} s"
+        return f"timeout: no connection in {connect:.1f} s", True
     if first(TimeoutError, Urllib3Timeout, requests.exceptions.Timeout):
-        return f"timeout: no response in {total:.1f} s"
+        return f"timeout: no response in {total:.1f} s", True
     if any(
         getattr(e, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH)
         for e in causes
     ):
-        return "host unreachable"
+        return "host unreachable", True
     if first(http.client.HTTPException):
-        return "invalid HTTP response"
+        return "invalid HTTP response", True
     if first(
         requests.exceptions.InvalidURL,
         requests.exceptions.MissingSchema,
         LocationParseError,
     ):
-        return "invalid URL"
+        return "invalid URL", False
     if first(requests.exceptions.InvalidSchema):
-        return "invalid URL scheme"
-    return f"connection error ({type(exc).__name__})"
+        return "invalid URL scheme", False
+    # Unknown: more likely a bug of ours than the destination's doing.
+    return f"connection error ({type(exc).__name__})", False

@@ -37,3 +37,9 @@ class SendResult:
     error: str | None = None
     # The raw Retry-After header of a 429/503, for the retry policy.
     retry_after: str | None = None
+    # No answer, and the destination (or the network to it) is why: refused,
+    # reset, timed out, TLS. False for failures of our own making (a request
+    # that cannot be encoded, a blocked destination, a name that does not
+    # resolve, an OAuth2 token endpoint): the circuit breaker, shared by every
+    # tenant of a destination, must not be charged with those.
+    transport_failure: bool = False

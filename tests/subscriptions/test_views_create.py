@@ -162,8 +162,14 @@ def test_authorization_header_is_allowed_without_oauth2(api, body):
             id="url-250",
         ),
         pytest.param(
-            lambda b: b["configuration"].update(content_type="a" * 40),
+            lambda b: b["configuration"].update(content_type="application/" + "a" * 28),
             id="content-type-40",
+        ),
+        pytest.param(
+            lambda b: b["configuration"].update(
+                content_type='text/plain; charset="café"; q=1'
+            ),
+            id="content-type-latin-1-parameter",
         ),
         pytest.param(lambda b: b.update(trackingId="T" * 128), id="tracking-id-128"),
         pytest.param(
@@ -271,6 +277,22 @@ INVALID = [
     (
         "content-type-newline",
         _set("configuration.content_type", "a\nb"),
+        "configuration.content_type",
+    ),
+    (
+        # HTTP sends header values as ISO-8859-1: every attempt would fail.
+        "content-type-not-latin-1",
+        _set("configuration.content_type", "application/json✓"),
+        "configuration.content_type",
+    ),
+    (
+        "content-type-not-a-media-type",
+        _set("configuration.content_type", "json"),
+        "configuration.content_type",
+    ),
+    (
+        "content-type-bad-parameter",
+        _set("configuration.content_type", "application/json; charset"),
         "configuration.content_type",
     ),
     # configuration.headers

@@ -17,6 +17,8 @@ from delivery.pipeline.engine import deliver_due_batch
 from delivery.sender import http
 from events.models import EventType
 from subscriptions.models import Subscription
+from tests.support.factories import ClientFactory
+from tests.support.ports import free_port
 from tests.support.receiver import Reply
 from tests.support.rows import SECRET, make_delivery, make_event, reload
 
@@ -535,6 +537,79 @@ class TestTheBreaker:
         delivery = make_delivery(subscribe(receiver.url("/hooks")))
         deliver_due_batch(limit=10)
         assert reload(delivery).status == "succeeded"
+
+    def test_a_tenants_404s_never_open_it_for_another_tenant(
+        self, subscribe, receiver, kicked
+    ):
+        receiver.script("/gone", Reply(404))
+        tenant_a = ClientFactory(name="tenant-a")
+        gone = [
+            make_delivery(subscribe(receiver.url("/gone"), client=tenant_a))
+            for _ in range(6)
+        ]
+        deliver_due_batch(limit=10)
+        assert all(attempts(d)[-1].outcome == "failure" for d in gone)
+        assert not Breaker.objects.exists()
+
+        tenant_b = ClientFactory(name="tenant-b")
+        delivery = make_delivery(subscribe(receiver.url("/hooks"), client=tenant_b))
+        deliver_due_batch(limit=10)
+        assert reload(delivery).status == "succeeded"
+        assert [a.outcome for a in attempts(reload(delivery))] == ["ack"]
+
+    def test_our_own_failures_are_not_charged_to_the_destination(
+        self, subscribe, receiver, kicked
+    ):
+        # Stored before the API checked content types: http.client refuses to
+        # send a header that is not latin-1, so every attempt fails here.
+        broken = [
+            make_delivery(
+                subscribe(receiver.url("/hooks"), content_type="application/json✓")
+            )
+            for _ in range(4)
+        ]
+        deliver_due_batch(limit=10)
+        assert receiver.requests() == []
+        for delivery in broken:
+            (attempt,) = attempts(delivery)
+            assert attempt.outcome == "failure"
+            assert attempt.error.startswith("invalid request: cannot encode")
+        assert not Breaker.objects.exists()
+
+    @pytest.mark.ssrf_guard
+    def test_a_blocked_destination_is_not_charged_to_it(
+        self, subscribe, receiver, kicked
+    ):
+        blocked = [make_delivery(subscribe(receiver.url("/hooks"))) for _ in range(4)]
+        deliver_due_batch(limit=10)
+        assert all(attempts(d)[-1].error.startswith("blocked") for d in blocked)
+        assert not Breaker.objects.exists()
+
+    def test_a_host_refusing_connections_opens_it_for_everyone(self, subscribe, kicked):
+        url = f"http://127.0.0.1:{free_port()}/hooks"  # nothing listens there
+        for name in ("tenant-a", "tenant-b", "tenant-c"):
+            make_delivery(subscribe(url, client=ClientFactory(name=name)))
+        deliver_due_batch(limit=10)
+        breaker_row = Breaker.objects.get()
+        assert breaker_row.consecutive_failures == 3
+        assert breaker_row.open_until > timezone.now()
+
+        later = make_delivery(subscribe(url, client=ClientFactory(name="tenant-d")))
+        deliver_due_batch(limit=10)
+        assert [a.outcome for a in attempts(reload(later))] == ["skipped"]
+
+    def test_a_probe_answered_with_a_404_closes_it(self, subscribe, receiver, kicked):
+        receiver.script("/gone", Reply(404))
+        Breaker.objects.create(
+            destination=f"http://127.0.0.1:{receiver.port}",
+            consecutive_failures=5,
+            open_until=timezone.now() - timedelta(seconds=1),
+        )
+        make_delivery(subscribe(receiver.url("/gone")))
+        deliver_due_batch(limit=10)
+        breaker_row = Breaker.objects.get()
+        # the host answered: it is up, whatever one tenant's path says
+        assert (breaker_row.consecutive_failures, breaker_row.open_until) == (0, None)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -190,3 +190,30 @@ def test_a_test_delivery_is_never_retried_and_never_counts(result, outcome, stat
 def test_the_rules_cover_every_outcome_a_response_can_have():
     reachable = {outcome_for(code) for code in [None, *range(100, 600)]}
     assert reachable == set(classification.RULES)
+
+
+@pytest.mark.parametrize(
+    ("result", "up"),
+    [
+        (SendResult(200, 1), True),
+        (SendResult(302, 1), True),
+        (SendResult(404, 1), True),  # one path, one tenant's webhook
+        (SendResult(429, 1), True),
+        (SendResult(500, 1), False),
+        (SendResult(503, 1), False),
+        (
+            SendResult(None, 1, error="connection refused", transport_failure=True),
+            False,
+        ),
+        (
+            SendResult(None, 1, error="timeout: no response", transport_failure=True),
+            False,
+        ),
+        (SendResult(None, 1, error="invalid request: cannot encode"), None),
+        (SendResult(None, 1, error="blocked destination: 10.0.0.1"), None),
+        (SendResult(None, 1, error="dns: the host does not resolve"), None),
+        (SendResult(None, 1, error="cannot build the request"), None),
+    ],
+)
+def test_the_breaker_reads_answers_as_the_destinations_health(result, up):
+    assert classification.destination_health(result) is up

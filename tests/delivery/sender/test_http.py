@@ -128,6 +128,7 @@ def test_a_connection_reset_is_reported_as_such(start_raw_server):
 
     assert result.status_code is None
     assert result.error == "connection reset"
+    assert result.transport_failure is True
 
 
 def test_a_connection_closed_without_an_answer_is_reported(start_raw_server):
@@ -149,6 +150,18 @@ def test_a_refused_connection_is_reported_without_the_url():
 
     assert result.status_code is None
     assert result.error == "connection refused"
+    assert result.transport_failure is True
+
+
+def test_a_header_that_is_not_latin_1_is_our_failure_not_the_destinations(receiver):
+    result, _ = post(
+        receiver.url("/hooks"), headers={"Content-Type": "application/json✓"}
+    )
+
+    assert result.status_code is None
+    assert result.error == "invalid request: cannot encode (UnicodeEncodeError)"
+    assert result.transport_failure is False
+    assert receiver.requests() == []
 
 
 def test_an_answer_that_is_not_http_is_reported(start_raw_server):
