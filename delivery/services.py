@@ -457,17 +457,110 @@ def retry_delivery(*, delivery_id: UUID) -> Delivery:
             and delivery.next_attempt_at > now
         )
         if not in_flight:
-            changes.update(
-                status=Delivery.Status.PENDING,
-                next_attempt_at=now,
-                backoff_step=0,
-                lease_token=None,
-            )
+            changes = _due_again(now)
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
         if not in_flight:
             transaction.on_commit(lambda: wake_workers_now(due_count=1))
     delivery.refresh_from_db()
     return delivery
+
+
+def _due_again(now: datetime) -> dict[str, object]:
+    """What retrying changes on a delivery that is not in flight: due now,
+    a fresh TTL, the backoff table from the start."""
+    return {
+        "status": Delivery.Status.PENDING,
+        "next_attempt_at": now,
+        "backoff_step": 0,
+        "lease_token": None,
+        "expires_at": now + settings.WEBHOOK_DELIVERY_TTL,
+        "updated_at": now,
+    }
+
+
+# POST /api/v1/deliveries/bulk-retry: the most deliveries one call retries
+# (ids given, or matched by its filter), so one request stays one short
+# transaction.
+BULK_RETRY_MAX = 10_000
+# What bulk retry sends again: finished without success. A pending or held
+# delivery will be sent anyway and a succeeded one is never retried (as
+# retry_delivery), so repeating a bulk retry sends nothing twice.
+BULK_RETRY_STATUSES = (
+    Delivery.Status.FAILED,
+    Delivery.Status.EXPIRED,
+    Delivery.Status.CANCELLED,
+)
+BULK_RETRY_DEFAULT_STATUSES = (Delivery.Status.FAILED, Delivery.Status.EXPIRED)
+
+
+class TooManyDeliveries(Exception):
+    """More deliveries than one call may touch (the API's 400)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"more than {cap} deliveries match; narrow since/until")
+        self.cap = cap
+
+
+@dataclass(frozen=True)
+class BulkRetryResult:
+    retried: int
+    skipped: int
+
+
+def retry_deliveries(
+    *,
+    client_id: int,
+    statuses: Sequence[str] = BULK_RETRY_DEFAULT_STATUSES,
+    ids: Iterable[UUID] | None = None,
+    subscription_id: UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> BulkRetryResult:
+    """retry_delivery() for many of one client's deliveries at once: by
+    `ids`, or those of one subscription created in [since, until), whose
+    status is in `statuses` (a subset of BULK_RETRY_STATUSES).
+
+    Skipped (counted, never touched): ids that are not the client's or do
+    not exist, deliveries in another status, `test` deliveries, and those
+    whose webhook is deleted, paused or expired. Raises TooManyDeliveries
+    when more than BULK_RETRY_MAX are given or match. The UPDATE re-checks
+    the status, so two identical calls at once retry each delivery once.
+    Workers are woken on commit.
+    """
+    now = timezone.now()
+    rows = Delivery.objects.filter(client_id=client_id)
+    if ids is not None:
+        wanted = set(ids)
+        if len(wanted) > BULK_RETRY_MAX:
+            raise TooManyDeliveries(BULK_RETRY_MAX)
+        rows = rows.filter(pk__in=wanted, status__in=statuses)
+    else:
+        rows = rows.filter(subscription_id=subscription_id, status__in=statuses)
+        if since is not None:
+            rows = rows.filter(created_at__gte=since)
+        if until is not None:
+            rows = rows.filter(created_at__lt=until)
+    with transaction.atomic():
+        matched = list(rows.values_list("pk", flat=True)[: BULK_RETRY_MAX + 1])
+        if ids is None and len(matched) > BULK_RETRY_MAX:
+            raise TooManyDeliveries(BULK_RETRY_MAX)
+        eligible = list(
+            Delivery.objects.filter(
+                pk__in=matched,
+                kind=Delivery.Kind.EVENT,
+                subscription__status=Subscription.Status.ACTIVE,
+                subscription__expires_at__gt=now,
+            ).values_list("pk", flat=True)
+        )
+        # Conditions on the row itself, so a concurrent twin's UPDATE sees
+        # them re-checked on the committed row and changes nothing.
+        retried = Delivery.objects.filter(pk__in=eligible, status__in=statuses).update(
+            **_due_again(now)
+        )
+        if retried:
+            transaction.on_commit(lambda: wake_workers_now(due_count=retried))
+    considered = len(wanted) if ids is not None else len(matched)
+    return BulkRetryResult(retried=retried, skipped=considered - retried)
 
 
 def _check_retriable(delivery: Delivery) -> None:

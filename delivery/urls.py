@@ -15,6 +15,17 @@ urlpatterns = [
         name="webhook-deliveries",
     ),
     path(
+        "api/v1/webhooks/<str:id>/replay",
+        views.WebhookReplayView.as_view(),
+        name="webhook-replay",
+    ),
+    # Before deliveries/<str:id>, which would take "bulk-retry" for an id.
+    path(
+        "api/v1/deliveries/bulk-retry",
+        views.BulkRetryView.as_view(),
+        name="deliveries-bulk-retry",
+    ),
+    path(
         "api/v1/deliveries/<str:id>",
         views.DeliveryDetailView.as_view(),
         name="delivery-detail",

@@ -12,11 +12,16 @@ from rest_framework.views import APIView
 
 from delivery import selectors, services
 from delivery.models import Delivery
+from delivery.ops import replay
 from delivery.serializers import (
+    BulkRetryResultSerializer,
+    BulkRetrySerializer,
     DeliveryListQuerySerializer,
     DeliveryPageSerializer,
     DeliverySerializer,
     TestDeliverySerializer,
+    WebhookReplayResultSerializer,
+    WebhookReplaySerializer,
     encode_cursor,
 )
 from subscriptions import selectors as subscription_selectors
@@ -79,6 +84,90 @@ class WebhookTestView(_DeliveryApiView):
         delivery = services.send_test_delivery(subscription=self.get_subscription(id))
         return Response(
             TestDeliverySerializer({"delivery_id": delivery.id}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+def _too_many(
+    exc: services.TooManyDeliveries, field: str
+) -> exceptions.ValidationError:
+    return exceptions.ValidationError(
+        {field: [f"more than {exc.cap} deliveries match (the most one call takes)"]}
+    )
+
+
+class WebhookReplayView(_DeliveryApiView):
+    @extend_schema(
+        operation_id="webhooks_replay",
+        parameters=_ID,
+        request=WebhookReplaySerializer,
+        responses={
+            202: WebhookReplayResultSerializer,
+            **_errors(400, 401, 403, 404, 429),
+        },
+        description=(
+            "Send the webhook's deliveries created in [since, until) whose status "
+            "is in `status` again, as new deliveries due now. An event is "
+            "replayed from its newest delivery only, so a repeat sends nothing "
+            "twice; the same body again within 10 minutes answers the first "
+            f"result. 400 if more than {replay.WEBHOOK_REPLAY_MAX} deliveries match."
+        ),
+        tags=["webhooks"],
+    )
+    def post(self, request: Request, id: str) -> Response:
+        subscription = self.get_subscription(id)
+        body = WebhookReplaySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = replay.replay_webhook(
+                subscription=subscription,
+                since=body.validated_data["since"],
+                until=body.validated_data.get("until"),
+                statuses=body.validated_data["status"],
+            )
+        except services.TooManyDeliveries as exc:
+            raise _too_many(exc, "since")
+        return Response(
+            {"replayed": result.created, "skipped": result.skipped},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class BulkRetryView(_DeliveryApiView):
+    @extend_schema(
+        operation_id="deliveries_bulk_retry",
+        request=BulkRetrySerializer,
+        responses={202: BulkRetryResultSerializer, **_errors(400, 401, 403, 404, 429)},
+        description=(
+            "Retry (as POST /api/v1/deliveries/{id}/retry) your deliveries given "
+            "by `ids`, or those of `webhook` created in [since, until), whose "
+            "status is in `status`. Ids that are unknown or not yours are counted "
+            "in `skipped`, never touched. A retried delivery is pending, so a "
+            f"repeat retries nothing. At most {services.BULK_RETRY_MAX}; 404 if "
+            "`webhook` is not yours."
+        ),
+        tags=["deliveries"],
+    )
+    def post(self, request: Request) -> Response:
+        body = BulkRetrySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        subscription_id = None
+        if "webhook" in data:
+            subscription_id = self.get_subscription(str(data["webhook"])).pk
+        try:
+            result = services.retry_deliveries(
+                client_id=request.user.pk,
+                statuses=data["status"],
+                ids=data.get("ids"),
+                subscription_id=subscription_id,
+                since=data.get("since"),
+                until=data.get("until"),
+            )
+        except services.TooManyDeliveries as exc:
+            raise _too_many(exc, "ids" if "ids" in data else "since")
+        return Response(
+            {"retried": result.retried, "skipped": result.skipped},
             status=status.HTTP_202_ACCEPTED,
         )
 

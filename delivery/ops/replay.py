@@ -1,19 +1,25 @@
 """Replaying deliveries: the same event sent again to the same webhook, as a
 new delivery (the originals, and their attempts, stay as they were)."""
 
+import hashlib
+import json
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from delivery.models import Delivery
-from delivery.services import wake_workers_now
+from delivery.services import TooManyDeliveries, wake_workers_now
 from subscriptions.models import Subscription
+
+logger = logging.getLogger("webhooks.delivery")
 
 # Deliveries are read and created this many at a time, each chunk in its own
 # short transaction, so a large replay neither holds locks long nor builds
@@ -21,10 +27,105 @@ from subscriptions.models import Subscription
 REPLAY_CHUNK = 1000
 
 
+# POST /api/v1/webhooks/{id}/replay: the most deliveries one call considers;
+# a range holding more is refused (TooManyDeliveries), not cut short.
+WEBHOOK_REPLAY_MAX = 10_000
+# The same replay request (webhook, since, until, status) again within this
+# window answers the first call's result and replays nothing.
+WEBHOOK_REPLAY_WINDOW = timedelta(minutes=10)
+# What a webhook's replay may select: finished deliveries.
+WEBHOOK_REPLAY_STATUSES = (
+    Delivery.Status.FAILED,
+    Delivery.Status.EXPIRED,
+    Delivery.Status.CANCELLED,
+    Delivery.Status.SUCCEEDED,
+)
+WEBHOOK_REPLAY_DEFAULT_STATUSES = (Delivery.Status.FAILED, Delivery.Status.EXPIRED)
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     created: int
     skipped: int
+
+
+def replay_webhook(
+    *,
+    subscription: Subscription,
+    since: datetime,
+    until: datetime | None = None,
+    statuses: Sequence[str] = WEBHOOK_REPLAY_DEFAULT_STATUSES,
+) -> ReplayResult:
+    """Replay (replay_deliveries) the subscription's `event` deliveries
+    created in [since, until) (until None: now) whose status is in
+    `statuses`, for the API. Only the webhook's own deliveries, so only
+    events it received.
+
+    An (event, webhook) is replayed only from its newest delivery: once
+    replayed, its original is superseded and skipped, so a repeat does not
+    send it again (unless the replay itself ends in one of `statuses`).
+    Besides, the same request within WEBHOOK_REPLAY_WINDOW answers the first
+    result and does nothing (a record in the cache; with the cache down,
+    the rules above still apply). Raises TooManyDeliveries when more than
+    WEBHOOK_REPLAY_MAX deliveries match.
+    """
+    key = _replay_key(subscription.pk, since, until, statuses)
+    answered = _cache_get(key)
+    if answered is not None:
+        return ReplayResult(created=answered[0], skipped=answered[1])
+    selected = Delivery.objects.filter(
+        subscription=subscription,
+        kind=Delivery.Kind.EVENT,
+        status__in=list(statuses),
+        created_at__gte=since,
+    )
+    if until is not None:
+        selected = selected.filter(created_at__lt=until)
+    total = selected[: WEBHOOK_REPLAY_MAX + 1].count()
+    if total > WEBHOOK_REPLAY_MAX:
+        raise TooManyDeliveries(WEBHOOK_REPLAY_MAX)
+    newer = Delivery.objects.filter(
+        subscription_id=OuterRef("subscription_id"),
+        event_id=OuterRef("event_id"),
+        created_at__gt=OuterRef("created_at"),
+    )
+    newest = selected.filter(~Exists(newer))
+    created = replay_deliveries(deliveries=newest).created
+    result = ReplayResult(created=created, skipped=total - created)
+    _cache_set(key, (result.created, result.skipped))
+    return result
+
+
+def _replay_key(
+    subscription_id: uuid.UUID,
+    since: datetime,
+    until: datetime | None,
+    statuses: Sequence[str],
+) -> str:
+    request = json.dumps(
+        [
+            str(subscription_id),
+            since.isoformat(),
+            until.isoformat() if until is not None else None,
+            sorted(set(statuses)),
+        ]
+    )
+    return "webhook-replay:" + hashlib.sha256(request.encode()).hexdigest()
+
+
+def _cache_get(key: str) -> tuple[int, int] | None:
+    try:
+        return cache.get(key)
+    except Exception:
+        logger.warning("cache unavailable; replay not deduplicated by its record")
+        return None
+
+
+def _cache_set(key: str, value: tuple[int, int]) -> None:
+    try:
+        cache.set(key, value, WEBHOOK_REPLAY_WINDOW.total_seconds())
+    except Exception:
+        logger.warning("cache unavailable; replay record not kept")
 
 
 def replay_deliveries(
