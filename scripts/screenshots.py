@@ -81,6 +81,9 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    # DEBUG=false refuses to start without these (docs/deploy.md); fixed
+    # values, so a database kept from an earlier run still decrypts.
+    os.environ.update({**SCREENSHOT_SECRETS, **os.environ})
     _prepare_database(database_url, fresh=args.fresh)
     env = {
         **os.environ,
@@ -100,6 +103,12 @@ def main() -> int:
     if not failures:
         print(f"screenshots in {out_dir}")
     return 1 if failures else 0
+
+
+SCREENSHOT_SECRETS = {
+    "SECRET_KEY": "screenshots-only-not-a-secret-0123456789",
+    "WEBHOOK_ENCRYPTION_KEYS": "iHk3pL0AqgHkW9oIo6Q9l9y0aJ1cYcS1o2bqkSmH2xw=",
+}
 
 
 def _prepare_database(database_url: str, *, fresh: bool) -> None:

@@ -111,3 +111,30 @@ def read(environ: Mapping[str, str], name: str, default: str, parser):
         return parser(raw)
     except (ValueError, TypeError) as exc:
         raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from None
+
+
+# settings.py's SECRET_KEY default: only DEBUG=true accepts it.
+DEV_SECRET_KEY = "dev-insecure-change-me"
+
+
+def production_problem(
+    *, secret_key: str, encryption_keys: list[str], allowed_hosts: list[str]
+) -> str | None:
+    """With DEBUG off, what stops the service from starting, in one line naming
+    the variables; None when it may start. Every process (web, worker, beat,
+    migrate) imports the settings, so all of them refuse alike."""
+    missing = []
+    if not secret_key or secret_key == DEV_SECRET_KEY:
+        missing.append("SECRET_KEY (a long random string)")
+    if not [key for key in encryption_keys if key.strip()]:
+        missing.append("WEBHOOK_ENCRYPTION_KEYS (Fernet keys, newest first)")
+    if not [host for host in allowed_hosts if host.strip()]:
+        missing.append("ALLOWED_HOSTS (the host names the web process answers to)")
+    if not missing:
+        return None
+    return (
+        f"DEBUG is off (production) and {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not set; set "
+        f"{'it' if len(missing) == 1 else 'them'} (docs/deploy.md, "
+        '"Production settings"), or DEBUG=true for local development'
+    )

@@ -28,8 +28,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.models.functions import Cast
 
+from webhooks_project import conf
+
 # settings.py's SECRET_KEY default: its presence means "not configured yet".
-DEV_SECRET_KEY = "dev-insecure-change-me"
+DEV_SECRET_KEY = conf.DEV_SECRET_KEY
 
 
 class DecryptionError(ImproperlyConfigured):

@@ -21,9 +21,11 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 E = os.environ
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me")
 DEBUG = conf.read(E, "DEBUG", "false", conf.parse_bool)
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+# Both defaults are for DEBUG=true only: with DEBUG off a missing SECRET_KEY,
+# WEBHOOK_ENCRYPTION_KEYS or ALLOWED_HOSTS stops every process (end of file).
+SECRET_KEY = env.str("SECRET_KEY", default=conf.DEV_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -287,3 +289,15 @@ if WEBHOOK_CLAIM_LEASE <= WEBHOOK_TIMEOUT:
         "WEBHOOK_CLAIM_LEASE must be longer than WEBHOOK_TIMEOUT, or a slow attempt "
         "could be claimed and sent a second time while it is still running"
     )
+
+if not DEBUG:
+    # Raised here, at import, so that web, worker, beat and release (migrate)
+    # all refuse to start, instead of running on a secret from the source and
+    # encryption keys derived from it.
+    _problem = conf.production_problem(
+        secret_key=SECRET_KEY,
+        encryption_keys=WEBHOOK_ENCRYPTION_KEYS,
+        allowed_hosts=ALLOWED_HOSTS,
+    )
+    if _problem:
+        raise conf.ImproperlyConfigured(_problem)

@@ -167,6 +167,9 @@ class Stack:
             REDIS_URL=self.redis_url,
             WEBHOOK_VAR_DIR=str(self._dir),
             DJANGO_SETTINGS_MODULE="webhooks_project.settings",
+            # Production mode needs keys (tests/settings.py); the same ones as
+            # this process, so each side decrypts what the other encrypted.
+            WEBHOOK_ENCRYPTION_KEYS=",".join(django_settings.WEBHOOK_ENCRYPTION_KEYS),
             PYTHONUNBUFFERED="1",
             LOG_LEVEL="INFO",
         )
