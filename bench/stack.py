@@ -173,7 +173,12 @@ def base_env(
         WEBHOOK_THROTTLE_RATE="10000000/min",
         WEBHOOK_PUBLISH_THROTTLE_RATE="10000000/min",
         LOG_LEVEL="WARNING",
+        # Production mode, which refuses to start without its keys: fixed,
+        # public values (the bench's databases are throwaway ones).
         DEBUG="false",
+        SECRET_KEY="bench-only-not-a-secret-0123456789abcdef",
+        WEBHOOK_ENCRYPTION_KEYS="YmVuY2gtb25seS1ub3QtYS1zZWNyZXQtMDEyMzQ1Njc=",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
