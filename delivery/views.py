@@ -103,14 +103,15 @@ class WebhookReplayView(_DeliveryApiView):
         request=WebhookReplaySerializer,
         responses={
             202: WebhookReplayResultSerializer,
-            **_errors(400, 401, 403, 404, 429),
+            **_errors(400, 401, 403, 404, 409, 429),
         },
         description=(
             "Send the webhook's deliveries created in [since, until) whose status "
             "is in `status` again, as new deliveries due now. An event is "
             "replayed from its newest delivery only, so a repeat sends nothing "
             "twice; the same body again within 10 minutes answers the first "
-            f"result. 400 if more than {replay.WEBHOOK_REPLAY_MAX} deliveries match."
+            f"result. 400 if more than {replay.WEBHOOK_REPLAY_MAX} deliveries match; "
+            "409 while the same request is still being carried out."
         ),
         tags=["webhooks"],
     )
@@ -127,6 +128,8 @@ class WebhookReplayView(_DeliveryApiView):
             )
         except services.TooManyDeliveries as exc:
             raise _too_many(exc, "since")
+        except replay.ReplayInProgress as exc:
+            raise Conflict(str(exc))
         return Response(
             {"replayed": result.created, "skipped": result.skipped},
             status=status.HTTP_202_ACCEPTED,

@@ -66,13 +66,34 @@ def replay_webhook(
     send it again (unless the replay itself ends in one of `statuses`).
     Besides, the same request within WEBHOOK_REPLAY_WINDOW answers the first
     result and does nothing (a record in the cache; with the cache down,
-    the rules above still apply). Raises TooManyDeliveries when more than
-    WEBHOOK_REPLAY_MAX deliveries match.
+    the rules above still apply), and while the first call is still running
+    a second raises ReplayInProgress. Raises TooManyDeliveries when more
+    than WEBHOOK_REPLAY_MAX deliveries match.
     """
     key = _replay_key(subscription.pk, since, until, statuses)
     answered = _cache_get(key)
+    if answered is None and not _reserve(key):
+        answered = _cache_get(key)  # the other call may have finished since
+    if answered == _RUNNING:
+        raise ReplayInProgress("the same replay is still running; try again shortly")
     if answered is not None:
         return ReplayResult(created=answered[0], skipped=answered[1])
+    try:
+        result = _replay_range(subscription, since, until, statuses)
+    except BaseException:
+        _cache_delete(key)
+        raise
+    _cache_set(key, (result.created, result.skipped))
+    return result
+
+
+def _replay_range(
+    subscription: Subscription,
+    since: datetime,
+    until: datetime | None,
+    statuses: Sequence[str],
+) -> ReplayResult:
+    """What replay_webhook does once it holds the request's record."""
     selected = Delivery.objects.filter(
         subscription=subscription,
         kind=Delivery.Kind.EVENT,
@@ -91,9 +112,7 @@ def replay_webhook(
     )
     newest = selected.filter(~Exists(newer))
     created = replay_deliveries(deliveries=newest).created
-    result = ReplayResult(created=created, skipped=total - created)
-    _cache_set(key, (result.created, result.skipped))
-    return result
+    return ReplayResult(created=created, skipped=total - created)
 
 
 def _replay_key(
@@ -113,7 +132,34 @@ def _replay_key(
     return "webhook-replay:" + hashlib.sha256(request.encode()).hexdigest()
 
 
-def _cache_get(key: str) -> tuple[int, int] | None:
+# The record of a replay that has started and not finished: a second call
+# with the same body meanwhile is refused (ReplayInProgress) rather than run
+# alongside it, which could send an event twice before either commits.
+_RUNNING = "running"
+
+
+class ReplayInProgress(Exception):
+    """The same replay request is being carried out by another call."""
+
+
+def _reserve(key: str) -> bool:
+    """Record that this call carries out the request (an atomic add); False
+    when another call recorded it first. True with the cache down."""
+    try:
+        return cache.add(key, _RUNNING, WEBHOOK_REPLAY_WINDOW.total_seconds())
+    except Exception:
+        logger.warning("cache unavailable; replay not deduplicated by its record")
+        return True
+
+
+def _cache_delete(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception:
+        logger.warning("cache unavailable; replay record not dropped")
+
+
+def _cache_get(key: str) -> tuple[int, int] | str | None:
     try:
         return cache.get(key)
     except Exception:

@@ -97,6 +97,40 @@ class TestReplay:
         assert first.json() == second.json() == {"replayed": 1, "skipped": 0}
         assert len(_new_deliveries(webhook)) == 1
 
+    def test_the_same_request_while_the_first_still_runs_is_a_409_and_sends_nothing(
+        self, api, webhook
+    ):
+        _aged(make_delivery(webhook, status="failed"), hours=1)
+        since = timezone.now() - timedelta(days=1)
+        # What the first call records before it selects anything.
+        key = replay._replay_key(
+            webhook.pk, since, None, replay.WEBHOOK_REPLAY_DEFAULT_STATUSES
+        )
+        assert replay._reserve(key)
+
+        response = api.post(
+            _replay_url(webhook), {"since": since.isoformat()}, format="json"
+        )
+
+        assert_envelope(response, 409)
+        assert _new_deliveries(webhook) == []
+
+    def test_a_replay_that_fails_leaves_no_record_so_it_can_be_sent_again(
+        self, api, webhook, monkeypatch
+    ):
+        _aged(make_delivery(webhook, status="failed"), hours=1)
+        body = {"since": _ago(days=1)}
+
+        def broken(**kwargs):
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(replay, "replay_deliveries", broken)
+        assert api.post(_replay_url(webhook), body, format="json").status_code == 500
+        monkeypatch.undo()
+
+        again = api.post(_replay_url(webhook), body, format="json")
+        assert again.json() == {"replayed": 1, "skipped": 0}
+
     def test_after_the_window_a_replayed_event_is_skipped_while_its_replay_is_pending(
         self, api, webhook, monkeypatch
     ):
