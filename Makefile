@@ -23,17 +23,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput -v 0
+	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-true} $(PY) manage.py collectstatic --noinput -v 0
 	@echo ""
 	@echo "  API      http://127.0.0.1:$(PORT)/api/v1/webhooks"
 	@echo "  API docs http://127.0.0.1:$(PORT)/api/docs/"
 	@echo "  Admin    http://127.0.0.1:$(PORT)/admin/"
 	@echo "  Health   http://127.0.0.1:$(PORT)/health"
 	@echo ""
-	@echo "  Create an API key:   $(PY) manage.py create_api_key --client acme --scope subscriptions --scope publish"
-	@echo "  Create an admin:     $(PY) manage.py createsuperuser"
-	@echo "  A local receiver:    $(PY) manage.py run_receiver --port 9000"
+	@echo "  Create an API key:   DEBUG=true $(PY) manage.py create_api_key --client acme --scope subscriptions --scope publish"
+	@echo "  Create an admin:     DEBUG=true $(PY) manage.py createsuperuser"
+	@echo "  A local receiver:    DEBUG=true $(PY) manage.py run_receiver --port 9000"
 	@echo ""
 	@echo "  WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true: local development may deliver to"
 	@echo "  127.0.0.1 and private networks (never set this in production)."
@@ -55,7 +55,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(PY) manage.py makemigrations --check --dry-run
 
 test: install browser check-services lint
