@@ -81,9 +81,10 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    # DEBUG=false refuses to start without these (docs/deploy.md); fixed
-    # values, so a database kept from an earlier run still decrypts.
-    os.environ.update({**SCREENSHOT_SECRETS, **os.environ})
+    # DEBUG=false refuses to start without these (docs/deploy.md), migrate
+    # included; fixed values, so a database kept from an earlier run still
+    # decrypts.
+    os.environ.update({**PRODUCTION_SETTINGS, **os.environ})
     _prepare_database(database_url, fresh=args.fresh)
     env = {
         **os.environ,
@@ -92,7 +93,6 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
         # Seeding publishes events; no worker runs, so wake-ups go nowhere.
         "CELERY_BROKER_URL": "memory://",
-        "ALLOWED_HOSTS": "127.0.0.1",
     }
     os.environ.update(env)
     sample = _seed()
@@ -105,9 +105,10 @@ def main() -> int:
     return 1 if failures else 0
 
 
-SCREENSHOT_SECRETS = {
+PRODUCTION_SETTINGS = {
     "SECRET_KEY": "screenshots-only-not-a-secret-0123456789",
     "WEBHOOK_ENCRYPTION_KEYS": "iHk3pL0AqgHkW9oIo6Q9l9y0aJ1cYcS1o2bqkSmH2xw=",
+    "ALLOWED_HOSTS": "127.0.0.1",
 }
 
 
