@@ -22,11 +22,11 @@ from delivery.serializers import (
     TestDeliverySerializer,
     WebhookReplayResultSerializer,
     WebhookReplaySerializer,
-    encode_cursor,
 )
 from subscriptions import selectors as subscription_selectors
 from subscriptions.auth import HasSubscriptionsScope
 from subscriptions.models import Subscription
+from webhooks_project.cursors import encode_cursor
 from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer
 from webhooks_project.ids import parse_public_id
 
@@ -198,7 +198,11 @@ class WebhookDeliveriesView(_DeliveryApiView):
             before=query.validated_data.get("cursor"),
         )
         page = rows[:limit]
-        cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+        cursor = (
+            encode_cursor(page[-1].created_at, page[-1].id)
+            if len(rows) > limit
+            else None
+        )
         return Response(
             {"results": DeliverySerializer(page, many=True).data, "next": cursor}
         )

@@ -1,18 +1,14 @@
 """Input and output shapes of the events API (docs/api.md, "Events")."""
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from django.core.validators import ProhibitNullCharactersValidator, URLValidator
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from events.models import Event
 from events.selectors import EVENT_LIST_STATUSES
 from subscriptions.models import Client
+from webhooks_project.cursors import CursorField
 from webhooks_project.serializers import StrictListField, StrictSerializer
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -262,26 +258,6 @@ class EventPageSerializer(serializers.Serializer):
     )
 
 
-def encode_event_cursor(created_at: datetime, event_id: UUID) -> str:
-    """Opaque to clients: the (created_at, id) of the last event of a page."""
-    raw = f"{created_at.isoformat()}|{event_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_event_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """Raises ValueError for anything encode_event_cursor did not make."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode()
-        created, _, event_id = raw.partition("|")
-        moment = parse_datetime(created)
-        if moment is None or moment.tzinfo is None:
-            raise ValueError("no time")
-        return moment, UUID(event_id)
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise ValueError("not a cursor") from exc
-
-
 _TIME_MESSAGES = {"invalid": "must be an ISO 8601 time (2026-11-22T10:00:00Z)"}
 
 
@@ -314,15 +290,7 @@ class EventListQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(
         min_value=1, max_value=LIST_MAX, default=LIST_DEFAULT
     )
-    cursor = serializers.CharField(
-        required=False, help_text="The `next` of the previous page."
-    )
-
-    def validate_cursor(self, value: str) -> tuple[datetime, UUID]:
-        try:
-            return decode_event_cursor(value)
-        except ValueError:
-            raise serializers.ValidationError("Not a cursor returned by this API.")
+    cursor = CursorField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         since, until = attrs.get("since"), attrs.get("until")

@@ -21,10 +21,10 @@ from events.serializers import (
     PublishedEventSerializer,
     PublishEventBatchSerializer,
     PublishEventSerializer,
-    encode_event_cursor,
     with_idempotency_header,
 )
 from subscriptions.auth import HasPublishScope
+from webhooks_project.cursors import encode_cursor
 from webhooks_project.errors import ErrorEnvelopeSerializer, PayloadTooLarge
 from webhooks_project.ids import parse_public_id
 
@@ -108,7 +108,7 @@ class PublishEventView(_PublishView):
         page = rows[:limit]
         cursor = None
         if len(rows) > limit:
-            cursor = encode_event_cursor(page[-1].event.created_at, page[-1].event.id)
+            cursor = encode_cursor(page[-1].event.created_at, page[-1].event.id)
         return Response(
             {"results": EventSummarySerializer(page, many=True).data, "next": cursor}
         )
