@@ -75,6 +75,31 @@ def parse_positive_int(text: str) -> int:
     return number
 
 
+def parse_seconds(text: str) -> int:
+    """A whole number of seconds, at least 0 (Django's *_SECONDS settings)."""
+    number = int(text.strip())
+    if number < 0:
+        raise ValueError(f"{text!r} must be at least 0")
+    return number
+
+
+def parse_proxy_ssl_header(text: str) -> tuple[str, str] | None:
+    """`X-Forwarded-Proto,https` (or Django's `HTTP_X_FORWARDED_PROTO,https`)
+    -> ("HTTP_X_FORWARDED_PROTO", "https"), Django's SECURE_PROXY_SSL_HEADER;
+    empty -> None (no header is trusted)."""
+    if not text.strip():
+        return None
+    header, sep, value = (part.strip() for part in text.partition(","))
+    if not sep or not header or not value:
+        raise ValueError(
+            f"{text!r} is not a header and its value, e.g. X-Forwarded-Proto,https"
+        )
+    name = header.upper().replace("-", "_")
+    if not name.startswith("HTTP_"):
+        name = f"HTTP_{name}"
+    return name, value
+
+
 AddressAllowance = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]
 
 

@@ -28,6 +28,47 @@ SECRET_KEY = env.str("SECRET_KEY", default=conf.DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS (what `manage.py check --deploy` checks; docs/deploy.md) ------------
+# The defaults follow DEBUG: secure in production, out of the way for local
+# use. They never break plain-http API calls (tests, the benchmark, a health
+# probe): HSTS is only sent on https responses, and cookies are only the
+# admin's (the API authenticates with API keys, not cookies).
+# Set by a TLS-terminating proxy that also strips it from clients' requests,
+# e.g. `X-Forwarded-Proto,https`; unset, request.is_secure() trusts no header.
+SECURE_PROXY_SSL_HEADER = conf.read(
+    E, "SECURE_PROXY_SSL_HEADER", "", conf.parse_proxy_ssl_header
+)
+# Opt-in: with it on, a plain-http request is redirected to https, so anything
+# that calls the service over plain http (tests, the benchmark) must leave it off.
+SECURE_SSL_REDIRECT = conf.read(E, "SECURE_SSL_REDIRECT", "false", conf.parse_bool)
+# Health probes and Prometheus scrape from inside, often over plain http; a
+# redirect would fail the probe, and would not protect a metrics token anyway
+# (the request carrying it has already been sent).
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+SECURE_HSTS_SECONDS = conf.read(
+    E, "SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000", conf.parse_seconds
+)
+# Only the service's own host's subdomains (*.hooks.example.com): harmless for a
+# dedicated host name; turn it off if the service has your apex domain and a
+# subdomain of it is not on https.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = conf.read(
+    E, "SECURE_HSTS_INCLUDE_SUBDOMAINS", "false" if DEBUG else "true", conf.parse_bool
+)
+SECURE_HSTS_PRELOAD = conf.read(E, "SECURE_HSTS_PRELOAD", "false", conf.parse_bool)
+# Secure-only cookies are never sent back over plain http: with DEBUG off, the
+# admin's login needs https (or these set to false, e.g. on a trusted LAN).
+SESSION_COOKIE_SECURE = conf.read(
+    E, "SESSION_COOKIE_SECURE", "false" if DEBUG else "true", conf.parse_bool
+)
+CSRF_COOKIE_SECURE = conf.read(
+    E, "CSRF_COOKIE_SECURE", "false" if DEBUG else "true", conf.parse_bool
+)
+# security.W021 (no HSTS preload): preloading is consent, for the whole
+# registrable domain, to a list built into browsers, which takes months to
+# leave: the operator's decision (SECURE_HSTS_PRELOAD), not a deployment
+# mistake, so it does not fail the release's `check --deploy`.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
