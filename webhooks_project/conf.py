@@ -129,6 +129,19 @@ def parse_address_allowlist(text: str) -> tuple[AddressAllowance, ...]:
     return tuple(allowed)
 
 
+def parse_networks(
+    text: str,
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma list of CIDRs or single addresses (`10.0.5.0/24,::1`) ->
+    networks. IP addresses only, host bits must be zero (`10.0.5.1/24` is
+    refused: it is probably a typo for a narrower range)."""
+    return tuple(
+        ipaddress.ip_network(entry, strict=True)
+        for entry in (part.strip() for part in text.split(","))
+        if entry
+    )
+
+
 def read(environ: Mapping[str, str], name: str, default: str, parser):
     """Parse environ[name] (or the default), naming the variable on error."""
     raw = environ.get(name, default)

@@ -317,7 +317,15 @@ WEBHOOK_THROTTLE_RATE = env.str("WEBHOOK_THROTTLE_RATE", default="6000/min")
 WEBHOOK_PUBLISH_THROTTLE_RATE = env.str(
     "WEBHOOK_PUBLISH_THROTTLE_RATE", default="300000/min"
 )
+# /metrics needs this bearer token whenever DEBUG is off (with DEBUG=true and no
+# token, loopback and private clients may scrape, for local use).
 WEBHOOK_METRICS_TOKEN = env.str("WEBHOOK_METRICS_TOKEN", default="")
+# Client networks that may scrape /metrics without the token, e.g.
+# 10.0.5.0/24,127.0.0.1. Off (empty) by default. Judged by the connecting
+# peer's address (REMOTE_ADDR): behind a reverse proxy never list the proxy.
+WEBHOOK_METRICS_ALLOW_CIDRS = conf.read(
+    E, "WEBHOOK_METRICS_ALLOW_CIDRS", "", conf.parse_networks
+)
 # How long a web process keeps an API key, event type or tenant it looked up
 # (webhooks_project/lookups.py): a revoked key stops working within this time
 # on every process. 0 turns the caches off.

@@ -13,8 +13,12 @@ each an index range scan (or a count of a small table):
 - circuit breakers (one row per destination);
 - events published over the last WINDOW (`event_created`).
 
-Access: with WEBHOOK_METRICS_TOKEN set, `Authorization: Bearer <token>`;
-without it, only clients on loopback or private addresses.
+Access: `Authorization: Bearer <WEBHOOK_METRICS_TOKEN>`, or a client address
+in WEBHOOK_METRICS_ALLOW_CIDRS (empty by default). With DEBUG off nothing
+else is served: "it comes from a private address" is no credential when the
+web process sits behind a proxy, on a shared network or in a cluster. Only
+with DEBUG=true and no token set may loopback and private clients scrape
+(local development).
 """
 
 import hmac
@@ -175,20 +179,46 @@ registry.register(DeliveryCollector())
 
 
 def is_allowed(request: HttpRequest) -> tuple[bool, int]:
-    """(allowed, the status to refuse with) under WEBHOOK_METRICS_TOKEN."""
+    """(allowed, the status to refuse with: 401 when a token would do, else 403)."""
+    address = _client_address(request)
+    if address is not None and any(
+        address.version == network.version and address in network
+        for network in settings.WEBHOOK_METRICS_ALLOW_CIDRS
+    ):
+        return True, 403
     token = settings.WEBHOOK_METRICS_TOKEN
     if token:
         given = request.headers.get("Authorization", "")
         expected = f"Bearer {token}"
         return hmac.compare_digest(given.encode(), expected.encode()), 401
+    if not settings.DEBUG or address is None:
+        return False, 403
+    return address.is_loopback or address.is_private, 403
+
+
+def _client_address(
+    request: HttpRequest,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
-        return False, 403
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         # A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d.
-        address = address.ipv4_mapped
-    return address.is_loopback or address.is_private, 403
+        return address.ipv4_mapped
+    return address
+
+
+def _refusal_reason() -> str:
+    if settings.DEBUG and not settings.WEBHOOK_METRICS_TOKEN:
+        return (
+            "Metrics are served to loopback and private addresses only "
+            "(DEBUG=true); set WEBHOOK_METRICS_TOKEN to scrape from elsewhere."
+        )
+    return (
+        "Metrics need the bearer token WEBHOOK_METRICS_TOKEN, or a client "
+        "address in WEBHOOK_METRICS_ALLOW_CIDRS."
+    )
 
 
 @csrf_exempt  # a POST is a 405 in the envelope, not the CSRF check
@@ -200,10 +230,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not allowed:
         reason = None
         if refusal == 403:
-            reason = (
-                "Metrics are served to loopback and private addresses only; "
-                "set WEBHOOK_METRICS_TOKEN to scrape from elsewhere."
-            )
+            reason = _refusal_reason()
         body = errors.envelope(refusal, reason)
         response = JsonResponse(body, status=refusal)
         if refusal == 401:

@@ -1,3 +1,5 @@
+import ipaddress
+import json
 import uuid
 from datetime import timedelta
 
@@ -11,6 +13,7 @@ from delivery.models import Attempt, Breaker, Delivery
 from delivery.ops.metrics import metrics_view
 from subscriptions.models import Subscription
 from tests.support.rows import make_delivery, make_event
+from webhooks_project import conf
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -39,7 +42,7 @@ def _attempt(delivery: Delivery, outcome: str, ms: int, age: timedelta) -> None:
 
 
 def test_the_scrape_reports_what_the_database_holds(subscribe, settings):
-    settings.WEBHOOK_METRICS_TOKEN = ""
+    settings.WEBHOOK_METRICS_TOKEN = "metrics-token-123"
     now = timezone.now()
     hook = subscribe("http://127.0.0.1:9/hooks")
     subscribe("http://127.0.0.1:9/a", status=Subscription.Status.PAUSED)
@@ -64,7 +67,7 @@ def test_the_scrape_reports_what_the_database_holds(subscribe, settings):
     Breaker.objects.create(destination="https://c.example:443")
     make_event(hook.client)
 
-    samples = _scrape()
+    samples = _scrape(HTTP_AUTHORIZATION="Bearer metrics-token-123")
 
     assert samples[("webhook_deliveries_due", ())] == 3
     assert samples[("webhook_deliveries_in_flight", ())] == 1
@@ -128,7 +131,10 @@ def test_with_a_token_set_a_public_client_with_it_is_served(db, settings):
 @pytest.mark.parametrize(
     "address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.0.7", "::ffff:127.0.0.1"]
 )
-def test_without_a_token_local_and_private_clients_are_served(db, settings, address):
+def test_with_debug_on_and_no_token_local_and_private_clients_are_served(
+    db, settings, address
+):
+    settings.DEBUG = True
     settings.WEBHOOK_METRICS_TOKEN = ""
     request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
 
@@ -141,7 +147,8 @@ def test_without_a_token_local_and_private_clients_are_served(db, settings, addr
 @pytest.mark.parametrize(
     "address", ["8.8.8.8", "2001:4860:4860::8888", "::ffff:8.8.8.8", "not-an-ip"]
 )
-def test_without_a_token_a_public_client_is_refused(db, settings, address):
+def test_with_debug_on_and_no_token_a_public_client_is_refused(db, settings, address):
+    settings.DEBUG = True
     settings.WEBHOOK_METRICS_TOKEN = ""
     request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
 
@@ -164,7 +171,7 @@ def test_other_methods_are_a_405_in_the_envelope(db, settings):
 def test_a_scrape_is_six_queries_however_much_there_is(
     subscribe, settings, django_assert_num_queries
 ):
-    settings.WEBHOOK_METRICS_TOKEN = ""
+    settings.WEBHOOK_METRICS_ALLOW_CIDRS = (ipaddress.ip_network("127.0.0.1"),)
     hook = subscribe("http://127.0.0.1:9/hooks")
     for _ in range(20):
         done = make_delivery(hook, status="succeeded")
@@ -175,3 +182,81 @@ def test_a_scrape_is_six_queries_however_much_there_is(
         response = metrics_view(request)
 
     assert b"webhook_attempts_last_minute" in response.content
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.0.7", "8.8.8.8"]
+)
+def test_with_debug_off_and_no_token_every_client_is_refused(db, settings, address):
+    # Production: a private address is no credential (a proxy, a shared
+    # network or a cluster's pods all have one).
+    settings.DEBUG = False
+    settings.WEBHOOK_METRICS_TOKEN = ""
+    settings.WEBHOOK_METRICS_ALLOW_CIDRS = ()
+    request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
+
+    response = metrics_view(request)
+
+    assert response.status_code == 403
+    assert b"webhook_" not in response.content
+    body = json.loads(response.content)
+    assert set(body) == {"uuid", "status", "reason"}
+    assert body["status"] == "403"
+    assert "WEBHOOK_METRICS_TOKEN" in body["reason"]
+    assert "WEBHOOK_METRICS_ALLOW_CIDRS" in body["reason"]
+
+
+def test_with_debug_off_a_private_client_without_the_token_is_refused(db, settings):
+    settings.DEBUG = False
+    settings.WEBHOOK_METRICS_TOKEN = "metrics-token-123"
+    settings.WEBHOOK_METRICS_ALLOW_CIDRS = ()
+
+    refused = metrics_view(RequestFactory().get("/metrics", REMOTE_ADDR="10.1.2.3"))
+    served = metrics_view(
+        RequestFactory().get(
+            "/metrics",
+            REMOTE_ADDR="10.1.2.3",
+            HTTP_AUTHORIZATION="Bearer metrics-token-123",
+        )
+    )
+
+    assert refused.status_code == 401
+    assert json.loads(refused.content)["status"] == "401"
+    assert served.status_code == 200
+    assert b"webhook_deliveries_due" in served.content
+
+
+@pytest.mark.parametrize("token", ["", "metrics-token-123"])
+@pytest.mark.parametrize(
+    "address", ["10.0.5.7", "::ffff:10.0.5.200", "2001:db8::42", "127.0.0.1"]
+)
+def test_an_allow_listed_address_is_served_without_the_token(
+    db, settings, token, address
+):
+    settings.DEBUG = False
+    settings.WEBHOOK_METRICS_TOKEN = token
+    settings.WEBHOOK_METRICS_ALLOW_CIDRS = conf.parse_networks(
+        "10.0.5.0/24, 2001:db8::/64, 127.0.0.1"
+    )
+    request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
+
+    response = metrics_view(request)
+
+    assert response.status_code == 200
+    assert b"webhook_deliveries_due" in response.content
+
+
+@pytest.mark.parametrize("address", ["10.0.6.1", "127.0.0.2", "8.8.8.8", "nope"])
+def test_an_address_outside_the_allow_list_still_needs_the_token(db, settings, address):
+    settings.DEBUG = False
+    settings.WEBHOOK_METRICS_TOKEN = ""
+    settings.WEBHOOK_METRICS_ALLOW_CIDRS = conf.parse_networks("10.0.5.0/24,127.0.0.1")
+    request = RequestFactory().get("/metrics", REMOTE_ADDR=address)
+
+    assert metrics_view(request).status_code == 403
+
+
+def test_the_allow_list_refuses_a_cidr_with_host_bits():
+    with pytest.raises(ValueError):
+        conf.parse_networks("10.0.5.1/24")
+    assert conf.parse_networks("") == ()
