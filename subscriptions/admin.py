@@ -196,6 +196,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "oauth2_client_id",
         "oauth2_audience",
         "oauth2_scope",
+        "profile",
         "previous_secret_expires_at",
         "consecutive_failures",
         "last_success_at",

@@ -64,6 +64,14 @@ class Subscription(models.Model):
         PAUSED = "paused", "paused"
         EXPIRED = "expired", "expired"
 
+    class Profile(models.TextChoices):
+        """The receiver's wire format: headers, signature scheme and body shape
+        (docs/api.md, "Profiles")."""
+
+        STANDARD = "standard", "standard"
+        RAAS = "raas", "raas"
+        CAPILLARY = "capillary", "capillary"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(
         Client, on_delete=models.CASCADE, related_name="subscriptions"
@@ -76,6 +84,9 @@ class Subscription(models.Model):
     event_groups = models.JSONField(default=list)
     # sha256 of (url, tracking_id, sorted event_groups): what "identical" means.
     fingerprint = models.CharField(max_length=64)
+    profile = models.CharField(
+        max_length=16, choices=Profile.choices, default=Profile.STANDARD
+    )
 
     oauth2_token_url = models.CharField(max_length=250, blank=True)
     oauth2_client_id = models.CharField(max_length=255, blank=True)

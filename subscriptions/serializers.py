@@ -45,6 +45,11 @@ _RESERVED_HEADERS = frozenset(
     }
 )
 _RESERVED_PREFIX = "webhook-"
+# The headers a profile sets on every request (delivery/pipeline/outbound.py).
+_PROFILE_HEADERS = {
+    Subscription.Profile.RAAS: frozenset({"x-raas-webhook-signature", "x-raas-event"}),
+}
+_PROFILES = ", ".join(Subscription.Profile.values)
 # RFC 9110 media-type: type "/" subtype *( OWS ";" OWS parameter ), a
 # parameter's value a token or a quoted-string (whose obs-text is latin-1).
 _QUOTED = r'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
@@ -140,6 +145,16 @@ class ConfigurationSerializer(StrictSerializer):
         child=HeaderSerializer(), required=False, allow_null=True
     )
     oauth2 = OAuth2Serializer(required=False, allow_null=True)
+    profile = serializers.ChoiceField(
+        choices=Subscription.Profile.choices,
+        required=False,
+        default=Subscription.Profile.STANDARD,
+        help_text="The receiver's wire format (docs/api.md, Profiles).",
+        error_messages={
+            "invalid_choice": f"must be one of {_PROFILES}",
+            "null": "may not be null",
+        },
+    )
 
     def validate_url(self, value: str) -> str:
         _check_http_url(value)
@@ -180,14 +195,16 @@ class ConfigurationSerializer(StrictSerializer):
         return headers
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("oauth2"):
-            clashes = {
-                index: {"key": ["reserved header name when oauth2 is set"]}
-                for index, header in enumerate(attrs.get("headers") or [])
-                if header["key"].lower() == "authorization"
-            }
-            if clashes:
-                raise serializers.ValidationError({"headers": clashes})
+        clashes: dict[int, dict[str, list[str]]] = {}
+        profile_headers = _PROFILE_HEADERS.get(attrs.get("profile"), frozenset())
+        for index, header in enumerate(attrs.get("headers") or []):
+            name = header["key"].lower()
+            if attrs.get("oauth2") and name == "authorization":
+                clashes[index] = {"key": ["reserved header name when oauth2 is set"]}
+            elif name in profile_headers:
+                clashes[index] = {"key": ["reserved header name of this profile"]}
+        if clashes:
+            raise serializers.ValidationError({"headers": clashes})
         return attrs
 
 
@@ -312,6 +329,7 @@ class ConfigurationOutSerializer(serializers.Serializer):
     oauth2 = OAuth2OutSerializer(
         required=False, help_text="Present only when OAuth2 is configured."
     )
+    profile = serializers.ChoiceField(choices=Subscription.Profile.choices)
 
 
 class WebhookSerializer(serializers.Serializer):
@@ -340,6 +358,7 @@ class WebhookSerializer(serializers.Serializer):
             "url": sub.url,
             "content_type": sub.content_type,
             "headers": [{"key": name} for name in sub.header_names],
+            "profile": sub.profile,
         }
         if sub.has_oauth2:
             configuration["oauth2"] = {

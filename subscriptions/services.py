@@ -75,6 +75,7 @@ class WebhookConfig:
     content_type: str = "application/json"
     headers: Sequence[Mapping[str, str]] = field(default_factory=tuple)
     oauth2: OAuth2Config | None = None
+    profile: str = Subscription.Profile.STANDARD
 
 
 class DuplicateSubscription(Exception):
@@ -141,6 +142,7 @@ def _create(
             oauth2_client_secret=oauth2.client_secret if oauth2 else "",
             oauth2_audience=oauth2.audience if oauth2 else "",
             oauth2_scope=oauth2.scope if oauth2 else "",
+            profile=config.profile,
             secret=new_secret(),
             created_at=now,
             expires_at=now + settings.WEBHOOK_SUBSCRIPTION_TTL,

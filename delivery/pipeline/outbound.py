@@ -54,16 +54,85 @@ def oauth2_config(subscription: Subscription) -> OAuth2Config | None:
     )
 
 
+def raas_body(event: Event, subscription_id: Any, *, now: datetime) -> dict[str, Any]:
+    """The raas profile's body, field for field as seed 002 lists it:
+
+        id               "Webhook unique identifier"
+        event_name       "Event name. User as that of header x-raas-event"
+        resource_id      "Id of the resource for which the event was generated."
+        user_id          "If user related resources are triggered as part of an
+                          event then user_id will be sent as part of the payload."
+        subscription_id  "Subscription Id for which this event was generated."
+        payload          "In case of a cip tag status event, this contains a list
+                          of cip tags for which the status has been updated."
+        timestamp        "Timestamp when the webhook is posted."
+
+    `id` is the event id (the same on every retry, so receivers deduplicate on
+    it); `timestamp` is this attempt's time, so the body changes per attempt.
+    """
+    return {
+        "id": str(event.id),
+        "event_name": event.type,
+        "resource_id": event.resource_id,
+        "user_id": event.user_id,
+        "subscription_id": str(subscription_id),
+        "payload": event.payload,
+        "timestamp": iso_z(now),
+    }
+
+
+def capillary_body(event: Event, subscription: Subscription) -> dict[str, Any]:
+    """The capillary profile's body, the fields of seed 001's example:
+
+        "eventName": "customerAdded", "eventId": "GSjhsJ87484SdghD4747",
+        "orgId": 1655, "refId": "1655_684494987",
+        "apiRequestId": "sdjsj78378d3287", "createdAt": 156474848484,
+
+    eventId is the event id ("A duplicate event can be identified by the
+    eventId parameter"); orgId the receiving client's numeric id; refId the
+    resource id; apiRequestId the publisher's own event id (idempotency key)
+    when it gave one, else the event id; createdAt the event's time in epoch
+    milliseconds. `data` (the event's payload) is ours, not the seed's: the
+    seed's payloads are "short and optimal", and without it a receiver would
+    have to call back for every field.
+    """
+    return {
+        "eventName": event.type,
+        "eventId": str(event.id),
+        "orgId": subscription.client_id,
+        "refId": event.resource_id,
+        "apiRequestId": event.idempotency_key or str(event.id),
+        "createdAt": int(event.occurred_at.timestamp() * 1000),
+        "data": event.payload,
+    }
+
+
+def body_of(
+    *, event: Event, subscription: Subscription, now: datetime
+) -> dict[str, Any]:
+    """The JSON body in the subscription's profile."""
+    profile = subscription.profile
+    if profile == Subscription.Profile.RAAS:
+        return raas_body(event, subscription.id, now=now)
+    if profile == Subscription.Profile.CAPILLARY:
+        return capillary_body(event, subscription)
+    return envelope(event, subscription.id)
+
+
 def build_request(
     *, event: Event, subscription: Subscription, now: datetime
 ) -> OutboundRequest:
     """Body serialised once; signed for this attempt's timestamp.
 
     webhook-id is the event id, the same on every retry, so receivers can
-    deduplicate; custom headers cannot override the ones set here.
+    deduplicate; custom headers cannot override the ones set here. Every
+    profile carries the Standard Webhooks headers (a receiver of another
+    format ignores them); raas adds its own signature and event headers.
     """
     body = json.dumps(
-        envelope(event, subscription.id), ensure_ascii=False, separators=(",", ":")
+        body_of(event=event, subscription=subscription, now=now),
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
     msg_id = str(event.id)
     own = {
@@ -79,6 +148,15 @@ def build_request(
             secrets=signing_secrets(subscription, now=now),
         ),
     }
+    encoded = body.encode()
+    if subscription.profile == Subscription.Profile.RAAS:
+        # Seed 002: "HEADER x-raas-webhook-signature d2b730bb…
+        # x-raas-event : transaction_completed". One hex value has no room for
+        # a second secret: it is always signed with the current one.
+        own["x-raas-webhook-signature"] = signing.raas_signature(
+            body=encoded, secret=subscription.secret
+        )
+        own["x-raas-event"] = event.type
     reserved = {name.lower() for name in own}
     headers = {
         header["key"]: header["value"]
@@ -88,7 +166,7 @@ def build_request(
     headers.update(own)
     return OutboundRequest(
         url=subscription.url,
-        body=body.encode(),
+        body=encoded,
         headers=headers,
         oauth2=oauth2_config(subscription),
     )

@@ -55,6 +55,7 @@ def test_it_creates_a_webhook_and_answers_with_the_webhook_object(api, body):
             "audience": "https://example.com",
             "scope": "webhooks",
         },
+        "profile": "standard",
     }
     assert webhook["status"] == "active"
     assert ISO_Z.match(webhook["created"]) and ISO_Z.match(webhook["expiry"])
@@ -107,6 +108,7 @@ def test_a_minimal_body_gets_the_defaults(api):
         "url": "http://x.test/h",
         "content_type": "application/json",
         "headers": [],
+        "profile": "standard",
     }
     assert Subscription.objects.get(pk=webhook["id"]).tracking_id is None
 
