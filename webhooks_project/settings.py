@@ -240,6 +240,11 @@ WEBHOOK_SUBSCRIPTION_TTL = conf.read(
     E, "WEBHOOK_SUBSCRIPTION_TTL", "30d", conf.parse_duration
 )
 WEBHOOK_DELIVERY_TTL = conf.read(E, "WEBHOOK_DELIVERY_TTL", "24h", conf.parse_duration)
+# The longest configuration.delivery_ttl a webhook may ask for (a longer one is
+# a 400): it bounds how long the deliveries of one receiver can pile up.
+WEBHOOK_MAX_DELIVERY_TTL = conf.read(
+    E, "WEBHOOK_MAX_DELIVERY_TTL", "7d", conf.parse_duration
+)
 WEBHOOK_RETRY_SCHEDULE = conf.read(
     E,
     "WEBHOOK_RETRY_SCHEDULE",
@@ -306,6 +311,13 @@ WEBHOOK_ALLOW_PRIVATE_DESTINATIONS = conf.read(
 WEBHOOK_SSRF_ALLOWLIST = conf.read(
     E, "WEBHOOK_SSRF_ALLOWLIST", "", conf.parse_address_allowlist
 )
+# The longest a destination's name lookup may take (at creation and before
+# every attempt; delivery/sender/ssrf.py): past it the host is unresolvable.
+WEBHOOK_DNS_TIMEOUT = conf.read(E, "WEBHOOK_DNS_TIMEOUT", "2s", conf.parse_duration)
+if WEBHOOK_DNS_TIMEOUT.total_seconds() <= 0:
+    raise conf.ImproperlyConfigured(
+        "WEBHOOK_DNS_TIMEOUT must be more than 0s, or no name would ever resolve"
+    )
 WEBHOOK_SECRET_ROTATION_OVERLAP = conf.read(
     E, "WEBHOOK_SECRET_ROTATION_OVERLAP", "24h", conf.parse_duration
 )

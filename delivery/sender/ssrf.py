@@ -8,6 +8,14 @@ publicly routable. `delivery.http` then connects to the vetted addresses
 themselves, never to the name again, so a second DNS answer (DNS rebinding)
 cannot differ from the one that was checked.
 
+The lookup has a hard deadline, WEBHOOK_DNS_TIMEOUT: the OS resolver's own
+timeouts (several seconds per server, times its retries) would otherwise hold
+an API request or a delivery thread for as long as a DNS server black-holes
+queries. It runs in a small shared thread pool and is waited for at most the
+deadline; a lookup that overruns is abandoned (its thread finishes on its
+own) and the destination is unresolvable, our side's failure, not the
+receiver's (SendResult.transport_failure stays False).
+
 WEBHOOK_ALLOW_PRIVATE_DESTINATIONS lifts the address check (local development
 and tests); the scheme and host checks always apply. WEBHOOK_SSRF_ALLOWLIST
 lets through only the listed networks or address:port pairs, however private,
@@ -15,7 +23,10 @@ and keeps the check for every other address.
 """
 
 import ipaddress
+import os
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -30,6 +41,10 @@ class BlockedDestination(Exception):
 
 class UnresolvableDestination(BlockedDestination):
     """The host name does not resolve, so it cannot be vetted."""
+
+
+class ResolutionTimeout(UnresolvableDestination):
+    """The resolver did not answer within WEBHOOK_DNS_TIMEOUT."""
 
 
 @dataclass(frozen=True)
@@ -169,16 +184,72 @@ def _allowlisted(ip: IPAddress, port: int) -> bool:
     )
 
 
-def vet_host(host: str, port: int) -> VettedDestination:
-    """Resolve host and check every answer; raise BlockedDestination if any is
-    not public. The returned addresses are the ones to connect to."""
-    lookup = host[:-1] if host.endswith(".") and len(host) > 1 else host
+# Lookups in flight at once per process. Most answer in milliseconds, so a few
+# threads serve a busy worker; the bound only matters while a resolver hangs,
+# and then it caps the threads stuck waiting on it (the rest queue, and time
+# out at the deadline like the lookup they wait behind).
+_RESOLVER_THREADS = 32
+_resolver: ThreadPoolExecutor | None = None
+_resolver_lock = threading.Lock()
+
+
+def _resolver_pool() -> ThreadPoolExecutor:
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(
+                max_workers=_RESOLVER_THREADS, thread_name_prefix="dns"
+            )
+        return _resolver
+
+
+def _forget_resolver_pool() -> None:
+    # A forked child (gunicorn, Celery prefork) does not inherit the parent's
+    # threads: it must start its own pool, not queue work to dead threads.
+    global _resolver, _resolver_lock
+    _resolver = None
+    _resolver_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_resolver_pool)
+
+
+def _is_ip_literal(name: str) -> bool:
     try:
-        answers = socket.getaddrinfo(
-            lookup.split("%", 1)[0], port, type=socket.SOCK_STREAM
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve(host: str, lookup: str, port: int) -> list[tuple]:
+    """getaddrinfo(lookup), waited for at most WEBHOOK_DNS_TIMEOUT. Raises
+    UnresolvableDestination (ResolutionTimeout when the deadline passed)."""
+    try:
+        if _is_ip_literal(lookup):
+            # Parsed, never sent to a DNS server: no deadline (nor thread) needed.
+            return socket.getaddrinfo(lookup, port, type=socket.SOCK_STREAM)
+        deadline = settings.WEBHOOK_DNS_TIMEOUT.total_seconds()
+        future = _resolver_pool().submit(
+            socket.getaddrinfo, lookup, port, type=socket.SOCK_STREAM
         )
+        try:
+            return future.result(timeout=deadline)
+        except TimeoutError:
+            future.cancel()  # still queued: never run it
+            raise ResolutionTimeout(
+                f"{host} did not resolve within {deadline:g} s"
+            ) from None
     except (OSError, UnicodeError):
         raise UnresolvableDestination(f"{host} does not resolve") from None
+
+
+def vet_host(host: str, port: int) -> VettedDestination:
+    """Resolve host (within WEBHOOK_DNS_TIMEOUT) and check every answer; raise
+    BlockedDestination if any is not public, UnresolvableDestination if it
+    does not resolve in time. The returned addresses are the ones to connect to."""
+    lookup = host[:-1] if host.endswith(".") and len(host) > 1 else host
+    answers = _resolve(host, lookup.split("%", 1)[0], port)
     addresses: list[tuple[int, tuple]] = []
     for family, _type, _proto, _name, sockaddr in answers:
         if family not in (socket.AF_INET, socket.AF_INET6):
