@@ -318,6 +318,10 @@ if WEBHOOK_DNS_TIMEOUT.total_seconds() <= 0:
     raise conf.ImproperlyConfigured(
         "WEBHOOK_DNS_TIMEOUT must be more than 0s, or no name would ever resolve"
     )
+# Attempt log lines name the destination as scheme://host:port/…#<digest of the
+# path>, since receivers put credentials in paths; true logs the path (never
+# the query string or user info) for debugging.
+WEBHOOK_LOG_FULL_URLS = conf.read(E, "WEBHOOK_LOG_FULL_URLS", "false", conf.parse_bool)
 WEBHOOK_SECRET_ROTATION_OVERLAP = conf.read(
     E, "WEBHOOK_SECRET_ROTATION_OVERLAP", "24h", conf.parse_duration
 )

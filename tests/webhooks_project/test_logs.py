@@ -3,6 +3,7 @@ envelope's uuid, and the log format setting."""
 
 import json
 import logging
+import re
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from delivery.pipeline import outbound, wakeups
-from delivery.pipeline.attempt_log import safe_url
+from delivery.pipeline.attempt_log import logged_url, redacted_url, safe_url
 from delivery.pipeline.engine import deliver_due_batch
 from delivery.sender import oauth2
 from tests.support.api import HEADER_VALUE, assert_envelope, create, new_body
@@ -71,7 +72,9 @@ def test_an_attempt_is_one_json_line_naming_it_without_any_secret(
     assert data["attempt"] == 1
     assert isinstance(data["duration_ms"], int) and data["duration_ms"] >= 0
     assert data["error"] is None
-    assert data["url"] == receiver.url("/hooks")
+    # Scheme, host and port, and a digest of the path and query: not the path.
+    assert data["url"] == redacted_url(receiver.url("/hooks") + f"?key={QUERY_SECRET}")
+    assert data["url"].startswith(receiver.url("/…#"))
     for secret in (
         HEADER_SECRET,
         SECRET,
@@ -97,9 +100,10 @@ def test_a_failed_attempt_logs_its_status_and_error(subscribe, receiver, caplog)
 
     lines = [json.loads(line) for _, line in _lines(caplog, "webhooks.attempts")]
     by_url = {data["url"]: data for data in lines}
-    assert by_url[receiver.url("/down")]["status_code"] == 503
-    assert by_url[receiver.url("/down")]["outcome"] == "failure"
-    closed = by_url["http://127.0.0.1:9/closed"]
+    down = by_url[redacted_url(receiver.url("/down"))]
+    assert down["status_code"] == 503
+    assert down["outcome"] == "failure"
+    closed = by_url[redacted_url("http://127.0.0.1:9/closed")]
     assert closed["status_code"] is None
     assert closed["outcome"] == "failure"
     assert closed["error"] == "connection refused"
@@ -115,6 +119,85 @@ def test_a_failed_attempt_logs_its_status_and_error(subscribe, receiver, caplog)
 )
 def test_the_logged_url_keeps_scheme_host_port_and_path_only(url, safe):
     assert safe_url(url) == safe
+
+
+PATH_SECRET = "T0/B0/path-token-9c41e2"
+
+
+def test_an_attempt_line_never_carries_the_path_by_default(subscribe, receiver, caplog):
+    subscription = subscribe(receiver.url(f"/services/{PATH_SECRET}"))
+    make_delivery(subscription)
+
+    with caplog.at_level(logging.INFO, logger="webhooks.attempts"):
+        deliver_due_batch(limit=10)
+
+    ((record, line),) = _lines(caplog, "webhooks.attempts")
+    assert json.loads(line)["outcome"] == "ack"
+    for part in ("services", "path-token-9c41e2", "T0/B0"):
+        assert part not in line
+    assert json.loads(line)["url"] == redacted_url(subscription.url)
+
+
+def test_with_full_urls_on_an_attempt_line_carries_the_path_but_no_query(
+    subscribe, receiver, caplog, settings
+):
+    settings.WEBHOOK_LOG_FULL_URLS = True
+    subscription = subscribe(receiver.url("/hooks") + f"?key={QUERY_SECRET}")
+    make_delivery(subscription)
+
+    with caplog.at_level(logging.INFO, logger="webhooks.attempts"):
+        deliver_due_batch(limit=10)
+
+    ((record, line),) = _lines(caplog, "webhooks.attempts")
+    assert json.loads(line)["url"] == receiver.url("/hooks")
+    assert QUERY_SECRET not in line
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://u:pw@Example.com/hooks/s3cr3t?k=x#f", "https://example.com:443"),
+        ("http://example.com:8080/a", "http://example.com:8080"),
+        ("http://[::1]/h", "http://[::1]:80"),
+    ],
+)
+def test_the_redacted_url_is_the_origin_and_a_digest_of_the_path(url, origin):
+    redacted = redacted_url(url)
+
+    assert re.fullmatch(re.escape(origin) + r"/…#[0-9a-f]{6}", redacted)
+    assert "s3cr3t" not in redacted and "pw" not in redacted and "k=x" not in redacted
+
+
+def test_the_digest_tells_paths_apart_and_is_stable():
+    first = redacted_url("https://example.com/hooks/a")
+
+    assert redacted_url("https://example.com/hooks/a") == first
+    assert redacted_url("https://EXAMPLE.com:443/hooks/a") == first
+    assert redacted_url("https://example.com/hooks/b") != first
+    assert redacted_url("https://example.com/hooks/a?x=1") != first
+
+
+def test_the_digest_is_keyed_so_a_guessed_path_cannot_be_checked_without_the_key(
+    settings,
+):
+    before = redacted_url("https://example.com/hooks/1234")
+    settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
+
+    assert redacted_url("https://example.com/hooks/1234") != before
+
+
+def test_a_bare_root_path_is_kept_as_is():
+    assert redacted_url("https://example.com") == "https://example.com:443/"
+    assert redacted_url("https://example.com/") == "https://example.com:443/"
+
+
+def test_the_setting_chooses_between_redacted_and_full(settings):
+    url = "https://example.com/hooks/s3cr3t?k=x"
+
+    settings.WEBHOOK_LOG_FULL_URLS = False
+    assert logged_url(url) == redacted_url(url)
+    settings.WEBHOOK_LOG_FULL_URLS = True
+    assert logged_url(url) == "https://example.com/hooks/s3cr3t"
 
 
 def test_an_api_error_is_logged_once_under_its_envelope_uuid(api, caplog):
