@@ -4,7 +4,10 @@ ours, not the destination's, within the deadline. The slow resolver is a
 monkeypatched getaddrinfo: nothing leaves the machine."""
 
 import ipaddress
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from delivery.sender.ssrf import (
 )
 from delivery.sender.types import OutboundRequest
 from tests.support.api import assert_envelope, create, new_body, row_counts
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.ssrf_guard
 
@@ -141,3 +145,25 @@ def test_a_hanging_resolver_holds_a_bounded_number_of_threads(slow_dns):
     assert len(stuck) <= ssrf._RESOLVER_THREADS
     # Lookups still queued at their deadline were cancelled, never run.
     assert len(slow_dns.started) <= ssrf._RESOLVER_THREADS
+
+
+@pytest.mark.parametrize("value", ["0s", "0ms", "soon"])
+def test_a_deadline_that_is_not_a_positive_duration_stops_start_up(tmp_path, value):
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DEBUG": "true",
+            "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
+            "WEBHOOK_VAR_DIR": str(tmp_path / "var"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "WEBHOOK_DNS_TIMEOUT": value,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert "ImproperlyConfigured: WEBHOOK_DNS_TIMEOUT" in done.stderr
