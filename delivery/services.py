@@ -114,8 +114,9 @@ def create_deliveries(
     """Insert one Delivery per subscription for the event; return how many.
 
     Deliveries to paused subscriptions are created `held`, the others
-    `pending` and due now, expiring WEBHOOK_DELIVERY_TTL after the event was
-    published. A subscription listed twice by the queryset gets one delivery.
+    `pending` and due now, expiring the subscription's delivery TTL
+    (Subscription.effective_delivery_ttl) after the event was published.
+    A subscription listed twice by the queryset gets one delivery.
     Call inside the publish transaction, then wake_workers() on commit.
     On PostgreSQL this is one INSERT … SELECT, however many subscriptions match.
     """
@@ -133,13 +134,14 @@ def create_deliveries_for(
     published_at = events[0].created_at
     if any(event.created_at != published_at for event in events):
         raise ValueError("events published together share their created_at")
-    expires_at = published_at + settings.WEBHOOK_DELIVERY_TTL
-    chosen = subscriptions.order_by().values("id", "client_id", "status", "tracking_id")
+    chosen = subscriptions.order_by().values(
+        "id", "client_id", "status", "tracking_id", "delivery_ttl"
+    )
     if connection.vendor == "postgresql":
         insert = _insert_deliveries_postgresql
     else:
         insert = _insert_deliveries_portable
-    created = insert(events, chosen, published_at, expires_at)
+    created = insert(events, chosen, published_at)
     none = CreatedDeliveries(total=0, due=0)
     return {event.id: created.get(event.id, none) for event in events}
 
@@ -148,7 +150,6 @@ def _insert_deliveries_portable(
     events: Sequence[Event],
     chosen: QuerySet,
     published_at: datetime,
-    expires_at: datetime,
 ) -> dict[UUID, CreatedDeliveries]:
     targets = {row["id"]: row for row in chosen}.values()  # each one once
     tenant_event = events[0].tenant_id is not None
@@ -169,7 +170,8 @@ def _insert_deliveries_portable(
                     client_id=target["client_id"],
                     status=Delivery.Status.HELD if paused else Delivery.Status.PENDING,
                     next_attempt_at=None if paused else published_at,
-                    expires_at=expires_at,
+                    expires_at=published_at
+                    + (target["delivery_ttl"] or settings.WEBHOOK_DELIVERY_TTL),
                 )
             )
     Delivery.objects.bulk_create(rows, batch_size=2000)
@@ -185,7 +187,6 @@ def _insert_deliveries_postgresql(
     events: Sequence[Event],
     chosen: QuerySet,
     published_at: datetime,
-    expires_at: datetime,
 ) -> dict[UUID, CreatedDeliveries]:
     try:
         select_sql, select_params = chosen.query.sql_with_params()
@@ -198,7 +199,8 @@ def _insert_deliveries_postgresql(
             [event.resource_id for event in events],
         ],
         subscriptions_sql=(
-            "SELECT DISTINCT u.id, u.client_id, u.status, u.tracking_id "
+            "SELECT DISTINCT u.id, u.client_id, u.status, u.tracking_id, "
+            "u.delivery_ttl "
             f"FROM ({select_sql}) u"
         ),
         subscriptions_params=list(select_params),
@@ -238,12 +240,14 @@ def deliveries_insert_sql(
     `events_sql` is a FROM item named `e` with columns (id, resource_id),
     the events published together at `published_at` (same tenant, type and
     subtype); `subscriptions_sql` a SELECT of (id, client_id, status,
-    tracking_id), each subscription once. Each event gets the subscriptions it
-    reaches (events.selectors.reaches: by trackingId), or every one when it
-    is `lone`. Deliveries to paused subscriptions are `held`, the others
-    `pending` and due at `published_at`; all expire WEBHOOK_DELIVERY_TTL
-    after it. RETURNING event_id, due (one row per delivery; due: created
-    pending, not held).
+    tracking_id, delivery_ttl), each subscription once. Each event gets the
+    subscriptions it reaches (events.selectors.reaches: by trackingId), or
+    every one when it is `lone`. Deliveries to paused subscriptions are
+    `held`, the others `pending` and due at `published_at`; each expires its
+    subscription's
+    delivery_ttl after it (WEBHOOK_DELIVERY_TTL where that is null).
+    RETURNING event_id, due (one row per delivery; due: created pending, not
+    held).
     """
     table = connection.ops.quote_name(Delivery._meta.db_table)
     now = timezone.now()
@@ -256,7 +260,10 @@ def deliveries_insert_sql(
         "SELECT gen_random_uuid(), e.id, s.id, s.client_id, %s::text, "
         "CASE WHEN s.status = %s THEN %s::text ELSE %s::text END, 0, 0, "
         "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
-        "%s::timestamptz, %s::timestamptz, %s::timestamptz, NULL, NULL, '' "
+        # The webhook's own TTL, computed in the statement: still one INSERT
+        # however many webhooks (with however many TTLs) the event reaches.
+        "%s::timestamptz + COALESCE(s.delivery_ttl, %s::interval), "
+        "%s::timestamptz, %s::timestamptz, NULL, NULL, '' "
         f"FROM {events_sql} JOIN ({subscriptions_sql}) s "
         # events.selectors.reaches(), or every subscription for a lone event.
         "ON %s::boolean OR (%s::boolean AND COALESCE(s.tracking_id, '') = '') "
@@ -271,7 +278,8 @@ def deliveries_insert_sql(
         Delivery.Status.PENDING,
         paused,
         published_at,
-        published_at + settings.WEBHOOK_DELIVERY_TTL,
+        published_at,
+        settings.WEBHOOK_DELIVERY_TTL,
         now,
         now,
         *events_params,
@@ -423,15 +431,15 @@ def send_test_delivery(*, subscription: Subscription) -> Delivery:
             kind=Delivery.Kind.TEST,
             status=Delivery.Status.PENDING,
             next_attempt_at=now,
-            expires_at=now + settings.WEBHOOK_DELIVERY_TTL,
+            expires_at=now + subscription.effective_delivery_ttl,
         )
         transaction.on_commit(lambda: wake_workers_now(due_count=1))
     return delivery
 
 
 def retry_delivery(*, delivery_id: UUID) -> Delivery:
-    """Send a delivery again now, as a new attempt with a fresh TTL and the
-    backoff table from the start.
+    """Send a delivery again now, as a new attempt with a fresh TTL (its
+    webhook's) and the backoff table from the start.
 
     Accepts `failed`, `expired`, `cancelled` and `pending` deliveries; one
     whose request is in flight right now only gets the fresh TTL. Raises
@@ -446,10 +454,8 @@ def retry_delivery(*, delivery_id: UUID) -> Delivery:
             .get(pk=delivery_id)
         )
         _check_retriable(delivery)
-        changes: dict[str, object] = {
-            "expires_at": now + settings.WEBHOOK_DELIVERY_TTL,
-            "updated_at": now,
-        }
+        ttl = delivery.subscription.effective_delivery_ttl
+        changes: dict[str, object] = {"expires_at": now + ttl, "updated_at": now}
         in_flight = (
             delivery.status == Delivery.Status.PENDING
             and delivery.lease_token is not None
@@ -457,7 +463,7 @@ def retry_delivery(*, delivery_id: UUID) -> Delivery:
             and delivery.next_attempt_at > now
         )
         if not in_flight:
-            changes = _due_again(now)
+            changes = _due_again(now, ttl=ttl)
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
         if not in_flight:
             transaction.on_commit(lambda: wake_workers_now(due_count=1))
@@ -465,15 +471,15 @@ def retry_delivery(*, delivery_id: UUID) -> Delivery:
     return delivery
 
 
-def _due_again(now: datetime) -> dict[str, object]:
+def _due_again(now: datetime, *, ttl: timedelta) -> dict[str, object]:
     """What retrying changes on a delivery that is not in flight: due now,
-    a fresh TTL, the backoff table from the start."""
+    a fresh TTL (`ttl`: its webhook's), the backoff table from the start."""
     return {
         "status": Delivery.Status.PENDING,
         "next_attempt_at": now,
         "backoff_step": 0,
         "lease_token": None,
-        "expires_at": now + settings.WEBHOOK_DELIVERY_TTL,
+        "expires_at": now + ttl,
         "updated_at": now,
     }
 
@@ -544,19 +550,25 @@ def retry_deliveries(
         matched = list(rows.values_list("pk", flat=True)[: BULK_RETRY_MAX + 1])
         if ids is None and len(matched) > BULK_RETRY_MAX:
             raise TooManyDeliveries(BULK_RETRY_MAX)
-        eligible = list(
-            Delivery.objects.filter(
-                pk__in=matched,
-                kind=Delivery.Kind.EVENT,
-                subscription__status=Subscription.Status.ACTIVE,
-                subscription__expires_at__gt=now,
-            ).values_list("pk", flat=True)
-        )
-        # Conditions on the row itself, so a concurrent twin's UPDATE sees
-        # them re-checked on the committed row and changes nothing.
-        retried = Delivery.objects.filter(pk__in=eligible, status__in=statuses).update(
-            **_due_again(now)
-        )
+        eligible = Delivery.objects.filter(
+            pk__in=matched,
+            kind=Delivery.Kind.EVENT,
+            subscription__status=Subscription.Status.ACTIVE,
+            subscription__expires_at__gt=now,
+        ).values_list("pk", "subscription__delivery_ttl")
+        # One UPDATE per distinct webhook TTL (few: most webhooks keep the
+        # default), so each delivery's fresh TTL is its own webhook's.
+        by_ttl: dict[timedelta, list[UUID]] = {}
+        for pk, own_ttl in eligible:
+            ttl = own_ttl or settings.WEBHOOK_DELIVERY_TTL
+            by_ttl.setdefault(ttl, []).append(pk)
+        retried = 0
+        for ttl, pks in by_ttl.items():
+            # Conditions on the row itself, so a concurrent twin's UPDATE sees
+            # them re-checked on the committed row and changes nothing.
+            retried += Delivery.objects.filter(pk__in=pks, status__in=statuses).update(
+                **_due_again(now, ttl=ttl)
+            )
         if retried:
             transaction.on_commit(lambda: wake_workers_now(due_count=retried))
     considered = len(wanted) if ids is not None else len(matched)

@@ -308,8 +308,8 @@ def _write_postgresql(
             events_params=source_params,
             subscriptions_sql=(
                 f"SELECT {_SUBSCRIPTIONS}.id, {_SUBSCRIPTIONS}.client_id, "
-                f"{_SUBSCRIPTIONS}.status, {_SUBSCRIPTIONS}.tracking_id "
-                f"FROM {_SUBSCRIPTIONS} WHERE {where}"
+                f"{_SUBSCRIPTIONS}.status, {_SUBSCRIPTIONS}.tracking_id, "
+                f"{_SUBSCRIPTIONS}.delivery_ttl FROM {_SUBSCRIPTIONS} WHERE {where}"
             ),
             subscriptions_params=where_params,
             published_at=group[0].created_at,

@@ -197,6 +197,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "oauth2_audience",
         "oauth2_scope",
         "profile",
+        "delivery_ttl",
         "previous_secret_expires_at",
         "consecutive_failures",
         "last_success_at",

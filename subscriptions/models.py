@@ -1,5 +1,7 @@
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -87,6 +89,10 @@ class Subscription(models.Model):
     profile = models.CharField(
         max_length=16, choices=Profile.choices, default=Profile.STANDARD
     )
+    # How long each delivery may be retried. Null: the deployment's
+    # WEBHOOK_DELIVERY_TTL at the time the delivery is created, so a webhook
+    # that asked for nothing follows the operator's setting.
+    delivery_ttl = models.DurationField(null=True, blank=True)
 
     oauth2_token_url = models.CharField(max_length=250, blank=True)
     oauth2_client_id = models.CharField(max_length=255, blank=True)
@@ -149,6 +155,11 @@ class Subscription(models.Model):
     @property
     def has_oauth2(self) -> bool:
         return bool(self.oauth2_token_url)
+
+    @property
+    def effective_delivery_ttl(self) -> timedelta:
+        """The TTL a delivery created now gets."""
+        return self.delivery_ttl or settings.WEBHOOK_DELIVERY_TTL
 
 
 class SubscriptionFilter(models.Model):

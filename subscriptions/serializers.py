@@ -6,16 +6,18 @@ value it is about (header values and client secrets are write-only).
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
 from delivery.sender.ssrf import BlockedDestination, validate_destination
 from subscriptions import selectors
 from subscriptions.models import Subscription
+from webhooks_project import conf
 from webhooks_project.serializers import (
     StrictCharField,
     StrictListField,
@@ -58,6 +60,23 @@ _MEDIA_TYPE = re.compile(
     rf"(?:[ \t]*;[ \t]*{_TOKEN.pattern}=(?:{_TOKEN.pattern}|{_QUOTED}))*"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DELIVERY_TTL_MIN = timedelta(seconds=1)
+_DURATION_UNITS = (
+    ("d", timedelta(days=1)),
+    ("h", timedelta(hours=1)),
+    ("m", timedelta(minutes=1)),
+    ("s", timedelta(seconds=1)),
+    ("ms", timedelta(milliseconds=1)),
+)
+
+
+def format_duration(value: timedelta) -> str:
+    """`7d`, `36h`, `90m`, `1500ms`: the largest unit that divides it, so it
+    reads back through conf.parse_duration unchanged."""
+    for suffix, unit in _DURATION_UNITS:
+        if value % unit == timedelta(0):
+            return f"{value // unit}{suffix}"
+    return f"{value.total_seconds()}s"
 
 
 def _check_http_url(value: str) -> None:
@@ -155,11 +174,38 @@ class ConfigurationSerializer(StrictSerializer):
             "null": "may not be null",
         },
     )
+    delivery_ttl = StrictCharField(
+        max_length=32,
+        required=False,
+        help_text=(
+            "How long each delivery is retried: a duration such as 1h or 7d, at "
+            "most WEBHOOK_MAX_DELIVERY_TTL. Default WEBHOOK_DELIVERY_TTL "
+            "(capillary: 7d)."
+        ),
+    )
 
     def validate_url(self, value: str) -> str:
         _check_http_url(value)
         _check_destination(value)
         return value
+
+    def validate_delivery_ttl(self, value: str) -> timedelta:
+        try:
+            ttl = conf.parse_duration(value)
+        except ValueError:
+            raise serializers.ValidationError(
+                "must be a duration such as 30m, 24h or 7d"
+            )
+        if ttl < DELIVERY_TTL_MIN:
+            raise serializers.ValidationError(
+                f"at least {format_duration(DELIVERY_TTL_MIN)}"
+            )
+        cap = settings.WEBHOOK_MAX_DELIVERY_TTL
+        if ttl > cap:
+            raise serializers.ValidationError(
+                f"at most {format_duration(cap)} (this deployment's limit)"
+            )
+        return ttl
 
     def validate_content_type(self, value: str) -> str:
         # Sent as the Content-Type header of every attempt: a value HTTP cannot
@@ -330,6 +376,9 @@ class ConfigurationOutSerializer(serializers.Serializer):
         required=False, help_text="Present only when OAuth2 is configured."
     )
     profile = serializers.ChoiceField(choices=Subscription.Profile.choices)
+    delivery_ttl = serializers.CharField(
+        help_text="How long each delivery is retried, e.g. 24h or 7d."
+    )
 
 
 class WebhookSerializer(serializers.Serializer):
@@ -359,6 +408,7 @@ class WebhookSerializer(serializers.Serializer):
             "content_type": sub.content_type,
             "headers": [{"key": name} for name in sub.header_names],
             "profile": sub.profile,
+            "delivery_ttl": format_duration(sub.effective_delivery_ttl),
         }
         if sub.has_oauth2:
             configuration["oauth2"] = {

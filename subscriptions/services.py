@@ -10,7 +10,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
@@ -25,6 +25,8 @@ from subscriptions.auth import KEY_PREFIX, hash_key, live_keys
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
 
 _LIVE = [Subscription.Status.ACTIVE, Subscription.Status.PAUSED]
+# Seed 001: "This retry strategy continues for at least 7 days."
+CAPILLARY_DELIVERY_TTL = timedelta(days=7)
 
 
 @transaction.atomic
@@ -76,6 +78,19 @@ class WebhookConfig:
     headers: Sequence[Mapping[str, str]] = field(default_factory=tuple)
     oauth2: OAuth2Config | None = None
     profile: str = Subscription.Profile.STANDARD
+    # None: the deployment's WEBHOOK_DELIVERY_TTL (capillary: 7 days).
+    delivery_ttl: timedelta | None = None
+
+
+def _delivery_ttl(config: WebhookConfig) -> timedelta | None:
+    """What the webhook stores: its own TTL, capillary's 7 days (never above
+    the operator's WEBHOOK_MAX_DELIVERY_TTL), or None to follow the
+    deployment's WEBHOOK_DELIVERY_TTL."""
+    if config.delivery_ttl is not None:
+        return config.delivery_ttl
+    if config.profile == Subscription.Profile.CAPILLARY:
+        return min(CAPILLARY_DELIVERY_TTL, settings.WEBHOOK_MAX_DELIVERY_TTL)
+    return None
 
 
 class DuplicateSubscription(Exception):
@@ -127,6 +142,7 @@ def _create(
         return sorted((identities[fp] for fp in set(taken)), key=lambda t: t or "")
 
     oauth2 = config.oauth2
+    delivery_ttl = _delivery_ttl(config)
     subscriptions = [
         Subscription(
             client=client,
@@ -143,6 +159,7 @@ def _create(
             oauth2_audience=oauth2.audience if oauth2 else "",
             oauth2_scope=oauth2.scope if oauth2 else "",
             profile=config.profile,
+            delivery_ttl=delivery_ttl,
             secret=new_secret(),
             created_at=now,
             expires_at=now + settings.WEBHOOK_SUBSCRIPTION_TTL,

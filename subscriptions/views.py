@@ -52,6 +52,7 @@ def _config(data: dict[str, Any]) -> services.WebhookConfig:
         if oauth2
         else None,
         profile=configuration.get("profile") or Subscription.Profile.STANDARD,
+        delivery_ttl=configuration.get("delivery_ttl"),
     )
 
 

@@ -180,7 +180,8 @@ def replay_deliveries(
     on_progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Create one new delivery per selected (event, webhook): kind `event`,
-    `pending` and due now, with a fresh WEBHOOK_DELIVERY_TTL from now.
+    `pending` and due now, with a fresh TTL from now (its webhook's
+    delivery_ttl, else WEBHOOK_DELIVERY_TTL).
     Workers are woken when each chunk commits.
 
     Skipped (and counted in `skipped`), without error:
@@ -237,23 +238,23 @@ def _replay_chunk(
         and status not in Delivery.UNFINISHED
     ]
     with transaction.atomic():
-        clients = _live_subscriptions({sid for _, sid in candidates}, now=now)
+        live = _live_subscriptions({sid for _, sid in candidates}, now=now)
         busy = _unfinished_pairs(candidates)
         new = []
         for event_id, subscription_id in candidates:
             pair = (event_id, subscription_id)
-            if subscription_id not in clients or pair in busy or pair in seen:
+            if subscription_id not in live or pair in busy or pair in seen:
                 continue
             seen.add(pair)
             new.append(
                 Delivery(
                     event_id=event_id,
                     subscription_id=subscription_id,
-                    client_id=clients[subscription_id],
+                    client_id=live[subscription_id][0],
                     kind=Delivery.Kind.EVENT,
                     status=Delivery.Status.PENDING,
                     next_attempt_at=now,
-                    expires_at=now + settings.WEBHOOK_DELIVERY_TTL,
+                    expires_at=now + live[subscription_id][1],
                 )
             )
         Delivery.objects.bulk_create(new)
@@ -265,14 +266,18 @@ def _replay_chunk(
 
 def _live_subscriptions(
     ids: set[uuid.UUID], *, now: datetime
-) -> dict[uuid.UUID, uuid.UUID]:
-    """subscription id -> client id, for the active, unexpired ones."""
+) -> dict[uuid.UUID, tuple[int, timedelta]]:
+    """subscription id -> (client id, delivery TTL), for the active, unexpired
+    ones."""
     if not ids:
         return {}
     live = Subscription.objects.filter(
         id__in=ids, status=Subscription.Status.ACTIVE, expires_at__gt=now
     )
-    return dict(live.values_list("id", "client_id"))
+    return {
+        sid: (client_id, ttl or settings.WEBHOOK_DELIVERY_TTL)
+        for sid, client_id, ttl in live.values_list("id", "client_id", "delivery_ttl")
+    }
 
 
 def _unfinished_pairs(

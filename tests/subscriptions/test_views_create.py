@@ -56,6 +56,7 @@ def test_it_creates_a_webhook_and_answers_with_the_webhook_object(api, body):
             "scope": "webhooks",
         },
         "profile": "standard",
+        "delivery_ttl": "1d",
     }
     assert webhook["status"] == "active"
     assert ISO_Z.match(webhook["created"]) and ISO_Z.match(webhook["expiry"])
@@ -109,6 +110,7 @@ def test_a_minimal_body_gets_the_defaults(api):
         "content_type": "application/json",
         "headers": [],
         "profile": "standard",
+        "delivery_ttl": "1d",
     }
     assert Subscription.objects.get(pk=webhook["id"]).tracking_id is None
 
