@@ -105,11 +105,47 @@ class SubscriptionNotPaused(Exception):
     """Only a paused subscription can be resumed."""
 
 
-def fingerprint(
-    *, url: str, tracking_id: str | None, event_groups: Iterable[str]
+def credentials_digest(
+    *,
+    headers: Iterable[Mapping[str, str]],
+    oauth2: OAuth2Config | None,
+    profile: str,
 ) -> str:
-    """What "identical" means for the 409: url, trackingId and the set of groups."""
-    identity = [url, tracking_id or "", sorted(set(event_groups))]
+    """sha256 over a canonical JSON of what authenticates the requests: the
+    custom headers (names lower-cased, as HTTP compares them, in any order),
+    the OAuth2 settings with their client secret, and the profile.
+
+    Part of the fingerprint so that a webhook whose credentials are being
+    replaced can live next to its successor until the receiver accepts the
+    new ones; only this digest reaches the stored fingerprint, never a value.
+    """
+    canonical = {
+        "headers": sorted([h["key"].lower(), h["value"]] for h in headers),
+        "oauth2": [
+            oauth2.token_url,
+            oauth2.client_id,
+            oauth2.client_secret,
+            oauth2.audience or "",
+            oauth2.scope or "",
+        ]
+        if oauth2
+        else None,
+        "profile": profile,
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(
+    *,
+    url: str,
+    tracking_id: str | None,
+    event_groups: Iterable[str],
+    credentials: str = "",
+) -> str:
+    """What "identical" means for the 409: url, trackingId, the set of groups
+    and the credentials_digest() of the configuration."""
+    identity = [url, tracking_id or "", sorted(set(event_groups)), credentials]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
@@ -130,8 +166,16 @@ def _create(
 ) -> list[Subscription]:
     now = timezone.now()
     groups = list(dict.fromkeys(config.event_groups))
+    credentials = credentials_digest(
+        headers=config.headers, oauth2=config.oauth2, profile=config.profile
+    )
     identities = {
-        fingerprint(url=config.url, tracking_id=tid, event_groups=groups): tid
+        fingerprint(
+            url=config.url,
+            tracking_id=tid,
+            event_groups=groups,
+            credentials=credentials,
+        ): tid
         for tid in tracking_ids
     }
 
