@@ -35,15 +35,30 @@ LIST_LIMIT_MAX = 150_000
 
 # RFC 9110 field-name: a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Set by the service on every request, or they would corrupt its framing.
+# Refused as custom headers: those the service sets on every request; the
+# hop-by-hop and framing ones, which would corrupt or change the request's
+# transport (RFC 9110 7.6.1, 9112); and credentials that belong to the
+# transport or a proxy, not to the receiver's application.
 _RESERVED_HEADERS = frozenset(
     {
+        # Set by the service.
+        "content-type",
+        "x-webhook-event",
+        # Framing and hop-by-hop.
         "host",
         "content-length",
-        "content-type",
+        "content-encoding",
         "transfer-encoding",
         "connection",
-        "x-webhook-event",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+        # Credentials of the transport or a proxy.
+        "cookie",
+        "proxy-authorization",
+        "proxy-connection",
     }
 )
 _RESERVED_PREFIX = "webhook-"
@@ -116,7 +131,8 @@ class HeaderSerializer(StrictSerializer):
             raise serializers.ValidationError("not a valid header name")
         lowered = key.lower()
         if lowered in _RESERVED_HEADERS or lowered.startswith(_RESERVED_PREFIX):
-            raise serializers.ValidationError("reserved header name")
+            # A header name is not secret (the webhook object shows it).
+            raise serializers.ValidationError(f"{key}: reserved header name")
         return key
 
     def validate_value(self, value: str) -> str:
