@@ -279,7 +279,7 @@ WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_d
 # While publishing is busy a web process sends wake-ups at most this often
 # (summing their counts); an idle one sends at once.
 WEBHOOK_WAKEUP_INTERVAL = conf.read(
-    E, "WEBHOOK_WAKEUP_INTERVAL", "20ms", conf.parse_duration
+    E, "WEBHOOK_WAKEUP_INTERVAL", "50ms", conf.parse_duration
 )
 WEBHOOK_BATCH_SIZE = conf.read(E, "WEBHOOK_BATCH_SIZE", "200", conf.parse_positive_int)
 WEBHOOK_HTTP_CONCURRENCY = conf.read(
