@@ -106,7 +106,13 @@ class DeliveryAdmin(_ReadOnly):
         ("client", admin.RelatedFieldListFilter),
     )
     list_select_related = ("event", "subscription__client", "client")
-    search_fields = ("=id", "=event__id", "=subscription__id")
+    # A publisher's own event id too (issue 14), as the event log accepts it.
+    search_fields = (
+        "=id",
+        "=event__id",
+        "=event__idempotency_key",
+        "=subscription__id",
+    )
     # Foreign keys as raw ids: a select of every event would not render.
     raw_id_fields = ("event", "subscription", "client")
     readonly_fields = (

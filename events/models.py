@@ -61,6 +61,13 @@ class Event(models.Model):
         indexes = [
             # Admin search and the terminal-event sweep: events about one resource.
             models.Index(fields=["resource_id"], name="event_resource_id"),
+            # GET /api/v1/events/{id} by the publisher's own id, by any caller
+            # (the unique constraint leads with publisher_id).
+            models.Index(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="event_idempotency_key",
+            ),
             # Admin list, newest first.
             models.Index(fields=["-created_at"], name="event_created"),
         ]

@@ -7,11 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Q, QuerySet
+from django.db.models import BooleanField, Case, Count, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 
 from events.models import Event, EventType
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
+from webhooks_project.ids import parse_public_id
 
 # Quoted alike by PostgreSQL and SQLite.
 _SUBSCRIPTION = f'"{Subscription._meta.db_table}"'
@@ -156,16 +157,59 @@ class EventLog:
 
 
 def event_log(
-    *, event_id: UUID, client: Client, scopes: Collection[str]
+    *, event_id: str, client: Client, scopes: Collection[str]
 ) -> EventLog | None:
-    """The event and the deliveries of it that this API key may see, or None.
+    """The event named `event_id` and the deliveries of it that this API key
+    may see, or None (the API's 404).
 
-    A publish key sees every delivery of the events its client published; a
-    subscriptions key sees its client's own deliveries; a key with both sees
-    the union. None (the API's 404) when the key may see nothing of the event:
-    someone else's event, or one with no delivery of the caller's.
+    `event_id` is our UUID or the publisher's own `id` (its idempotency key),
+    looked up only among the events the caller may see. Our UUID wins: a
+    string that is both is first tried as ours, then as a publisher's id
+    (docs/api.md, "Event lookup by the publisher's id").
     """
-    event = Event.objects.select_related("tenant").filter(pk=event_id).first()
+    our_id = parse_public_id(event_id)
+    if our_id is not None:
+        event = Event.objects.select_related("tenant").filter(pk=our_id).first()
+        log = _visible_log(event, client=client, scopes=scopes)
+        if log is not None:
+            return log
+    event = _by_publisher_id(event_id, client=client, scopes=scopes)
+    return _visible_log(event, client=client, scopes=scopes)
+
+
+def _by_publisher_id(
+    publisher_id: str, *, client: Client, scopes: Collection[str]
+) -> Event | None:
+    """The caller's event with this publisher's id: the one it published
+    itself (unique per publisher), else the newest with a delivery to its
+    webhooks (two publishers may have used the same id; one query)."""
+    if len(publisher_id) > Event._meta.get_field("idempotency_key").max_length:
+        return None
+    visible = Q()
+    if ApiKey.Scope.PUBLISH in scopes:
+        visible |= Q(publisher=client)
+    if ApiKey.Scope.SUBSCRIPTIONS in scopes:
+        # A join (an event row per delivery; .first() takes one): the
+        # idempotency key's index finds the few candidates first.
+        visible |= Q(deliveries__client=client)
+    if not visible:
+        return None
+    own = Case(When(publisher=client, then=0), default=1)
+    return (
+        Event.objects.select_related("tenant")
+        .filter(visible, idempotency_key=publisher_id)
+        .order_by(own, "-created_at", "-id")
+        .first()
+    )
+
+
+def _visible_log(
+    event: Event | None, *, client: Client, scopes: Collection[str]
+) -> EventLog | None:
+    """A publish key sees every delivery of the events its client published;
+    a subscriptions key sees its client's own deliveries; a key with both sees
+    the union. None when the key may see nothing of the event: someone else's
+    event, or one with no delivery of the caller's."""
     if event is None:
         return None
     deliveries = event.deliveries.order_by("created_at", "id")

@@ -26,7 +26,6 @@ from events.serializers import (
 from subscriptions.auth import HasPublishScope
 from webhooks_project.cursors import encode_cursor
 from webhooks_project.errors import ErrorEnvelopeSerializer, PayloadTooLarge
-from webhooks_project.ids import parse_public_id
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -250,10 +249,17 @@ class EventLogView(APIView):
             "The event and, per delivery visible to the caller, its webhook, "
             "status, attempts and last result. A publish key sees every delivery "
             "of its events; a subscriptions key sees its own deliveries (404 if "
-            "it has none)."
+            "it has none). `event_id` is our UUID or the publisher's own event "
+            "`id`, among the events the caller may see; our UUID wins when a "
+            "string is both."
         ),
         parameters=[
-            OpenApiParameter("event_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+            OpenApiParameter(
+                "event_id",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="Our UUID, or the publisher's own `id` of the event.",
+            )
         ],
         responses={
             200: EventLogSerializer,
@@ -264,11 +270,8 @@ class EventLogView(APIView):
         tags=["events"],
     )
     def get(self, request: Request, event_id: str) -> Response:
-        parsed_id = parse_public_id(event_id)
-        if parsed_id is None:
-            raise exceptions.NotFound()
         log = selectors.event_log(
-            event_id=parsed_id, client=request.user, scopes=request.auth.scopes
+            event_id=event_id, client=request.user, scopes=request.auth.scopes
         )
         if log is None:
             raise exceptions.NotFound()

@@ -184,3 +184,15 @@ def test_deliveries_cannot_be_added_or_edited(admin_client, deliveries):
     row.refresh_from_db()
     assert row.status == "failed"
     assert admin_client.get(reverse("admin:delivery_delivery_add")).status_code == 403
+
+
+def test_deliveries_can_be_found_by_the_publishers_event_id(admin_client, deliveries):
+    event = deliveries["failed"].event
+    event.idempotency_key = "order-1"
+    event.save(update_fields=["idempotency_key"])
+
+    found = admin_client.get(LIST, {"q": "order-1"})
+    by_uuid = admin_client.get(LIST, {"q": str(event.id)})
+
+    assert found.status_code == by_uuid.status_code == 200
+    assert _listed(found) == _listed(by_uuid) == {deliveries["failed"].pk}

@@ -244,3 +244,82 @@ def test_the_event_log_is_read_only(publisher_api, public_event):
 
     assert response.status_code == 405
     assert public_event.deliveries.count() == 3
+
+
+# --- lookup by the publisher's own id ------------------------------------------
+
+
+def test_each_tenant_finds_its_own_event_by_its_publisher_id(make_api, subscribe):
+    acme = make_api("acme", ["publish", "subscriptions"])
+    globex = make_api("globex", ["publish", "subscriptions"])
+    initech = make_api("initech", ["publish", "subscriptions"])
+    ids = {}
+    for tenant in (acme, globex):
+        subscribe(tenant.client_obj, created_at=earlier())
+        name = tenant.client_obj.name
+        response = tenant.post(
+            "/api/v1/events",
+            {"id": "order-1", "type": "DELIVERED", "tenant": name, "payload": {}},
+            format="json",
+        )
+        assert response.status_code == 202, response.json()
+        ids[name] = response.json()["id"]
+    assert ids["acme"] != ids["globex"]
+    acme.post(
+        "/api/v1/events",
+        {"id": "order-2", "type": "DELIVERED", "tenant": "acme", "payload": {}},
+        format="json",
+    )
+
+    for tenant in (acme, globex):
+        response = tenant.get(_url("order-1"))
+        assert response.status_code == 200, response.json()
+        assert response.json()["id"] == ids[tenant.client_obj.name]
+        assert response.json()["tenant"] == tenant.client_obj.name
+        assert len(response.json()["deliveries"]) == 1
+    for stranger, publisher_id in ((initech, "order-1"), (globex, "order-2")):
+        response = stranger.get(_url(publisher_id))
+        assert response.status_code == 404
+        assert response.json()["status"] == "404"
+
+
+def test_a_subscriber_finds_an_event_sent_to_it_by_the_publisher_id(
+    publisher_api, api, other_api, subscribe
+):
+    subscribe(api.client_obj, created_at=earlier())
+    subscribe(other_api.client_obj, created_at=earlier())
+    event = publish_event(
+        publisher=publisher_api.client_obj,
+        type="DELIVERED",
+        tenant="acme",
+        idempotency_key="ship-9",
+        payload={},
+    ).event
+
+    assert api.get(_url("ship-9")).json()["id"] == str(event.id)
+    assert publisher_api.get(_url("ship-9")).json()["id"] == str(event.id)
+    assert other_api.get(_url("ship-9")).status_code == 404
+
+
+def test_our_uuid_wins_over_a_publisher_id_that_looks_like_one(publisher_api, make_api):
+    ours = publish_event(
+        publisher=publisher_api.client_obj, type="DELIVERED", payload={}
+    ).event
+    shadow = publish_event(
+        publisher=publisher_api.client_obj,
+        type="DELIVERED",
+        idempotency_key=str(ours.id),
+        payload={},
+    ).event
+    carrier = make_api("carrier", ["publish"])
+    theirs = publish_event(
+        publisher=carrier.client_obj,
+        type="DELIVERED",
+        idempotency_key=str(ours.id),
+        payload={},
+    ).event
+
+    assert publisher_api.get(_url(ours.id)).json()["id"] == str(ours.id)
+    assert publisher_api.get(_url(shadow.id)).json()["id"] == str(shadow.id)
+    # The carrier may not see our event: its own id names its own event.
+    assert carrier.get(_url(ours.id)).json()["id"] == str(theirs.id)
