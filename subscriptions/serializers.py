@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from delivery.sender.ssrf import BlockedDestination, validate_destination
 from subscriptions import selectors
+from subscriptions.headers import is_reserved
 from subscriptions.models import Subscription
 from webhooks_project import conf
 from webhooks_project.serializers import (
@@ -35,33 +36,6 @@ LIST_LIMIT_MAX = 150_000
 
 # RFC 9110 field-name: a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Refused as custom headers: those the service sets on every request; the
-# hop-by-hop and framing ones, which would corrupt or change the request's
-# transport (RFC 9110 7.6.1, 9112); and credentials that belong to the
-# transport or a proxy, not to the receiver's application.
-_RESERVED_HEADERS = frozenset(
-    {
-        # Set by the service.
-        "content-type",
-        "x-webhook-event",
-        # Framing and hop-by-hop.
-        "host",
-        "content-length",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "expect",
-        # Credentials of the transport or a proxy.
-        "cookie",
-        "proxy-authorization",
-        "proxy-connection",
-    }
-)
-_RESERVED_PREFIX = "webhook-"
 # The headers a profile sets on every request (delivery/pipeline/outbound.py).
 _PROFILE_HEADERS = {
     Subscription.Profile.RAAS: frozenset({"x-raas-webhook-signature", "x-raas-event"}),
@@ -129,8 +103,7 @@ class HeaderSerializer(StrictSerializer):
     def validate_key(self, key: str) -> str:
         if not _TOKEN.fullmatch(key):
             raise serializers.ValidationError("not a valid header name")
-        lowered = key.lower()
-        if lowered in _RESERVED_HEADERS or lowered.startswith(_RESERVED_PREFIX):
+        if is_reserved(key):
             # A header name is not secret (the webhook object shows it).
             raise serializers.ValidationError(f"{key}: reserved header name")
         return key

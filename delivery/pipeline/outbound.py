@@ -8,6 +8,7 @@ import webhooks_project
 from delivery.sender import signing
 from delivery.sender.types import OAuth2Config, OutboundRequest
 from events.models import Event
+from subscriptions.headers import is_reserved
 from subscriptions.models import Subscription
 
 USER_AGENT = f"webhooks/{webhooks_project.__version__}"
@@ -157,16 +158,19 @@ def build_request(
             body=encoded, secret=subscription.secret
         )
         own["x-raas-event"] = event.type
-    reserved = {name.lower() for name in own}
+    oauth2 = oauth2_config(subscription)
+    # Also a header a webhook stored before the reserved list grew still
+    # carries: never sent (subscriptions/headers.py), nor one that would
+    # shadow a header set here or the OAuth2 token.
+    own_names = {name.lower() for name in own} | (
+        {"authorization"} if oauth2 else set()
+    )
     headers = {
         header["key"]: header["value"]
         for header in subscription.headers or []
-        if header["key"].lower() not in reserved
+        if header["key"].lower() not in own_names and not is_reserved(header["key"])
     }
     headers.update(own)
     return OutboundRequest(
-        url=subscription.url,
-        body=encoded,
-        headers=headers,
-        oauth2=oauth2_config(subscription),
+        url=subscription.url, body=encoded, headers=headers, oauth2=oauth2
     )
