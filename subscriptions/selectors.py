@@ -47,6 +47,12 @@ def list_subscriptions(
     return subscriptions.order_by("-created_at", "-id")[:limit]
 
 
+def count_live_subscriptions(*, client: Client, now: datetime) -> int:
+    """The client's live (active or paused, not lapsed) subscriptions: what
+    WEBHOOK_MAX_WEBHOOKS_PER_CLIENT counts."""
+    return Subscription.objects.filter(client=client).exclude(_lapsed(now)).count()
+
+
 def get_subscription(*, client: Client, subscription_id: UUID) -> Subscription | None:
     """The client's subscription with that id, or None (also when another
     client's: callers answer 404 either way)."""

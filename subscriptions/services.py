@@ -101,6 +101,15 @@ class DuplicateSubscription(Exception):
         super().__init__(f"duplicate subscriptions for {self.tracking_ids}")
 
 
+class WebhookQuotaExceeded(Exception):
+    """The client would have more live webhooks than
+    WEBHOOK_MAX_WEBHOOKS_PER_CLIENT allows."""
+
+    def __init__(self, *, live: int, requested: int, quota: int) -> None:
+        self.live, self.requested, self.quota = live, requested, quota
+        super().__init__(f"{live} live + {requested} new > {quota}")
+
+
 class SubscriptionNotPaused(Exception):
     """Only a paused subscription can be resumed."""
 
@@ -161,6 +170,21 @@ def _filters_for(subscription: Subscription) -> list[SubscriptionFilter]:
     return filters
 
 
+def _check_quota(*, client: Client, requested: int, now: datetime) -> None:
+    """Raise WebhookQuotaExceeded unless `requested` more live webhooks fit.
+
+    First in the create's transaction: the client's row is locked (FOR NO
+    KEY UPDATE, which does not block the KEY SHARE locks of inserts that
+    reference the client, such as publishing), so two concurrent creates of
+    one client count one after the other and cannot both take the last slot.
+    """
+    Client.objects.select_for_update(no_key=True).filter(pk=client.pk).first()
+    quota = settings.WEBHOOK_MAX_WEBHOOKS_PER_CLIENT
+    live = selectors.count_live_subscriptions(client=client, now=now)
+    if live + requested > quota:
+        raise WebhookQuotaExceeded(live=live, requested=requested, quota=quota)
+
+
 def _create(
     *, client: Client, config: WebhookConfig, tracking_ids: Sequence[str | None]
 ) -> list[Subscription]:
@@ -212,6 +236,7 @@ def _create(
     ]
     try:
         with transaction.atomic():
+            _check_quota(client=client, requested=len(subscriptions), now=now)
             # A lapsed row the sweep has not marked yet must not block its
             # successor through the partial unique constraint.
             Subscription.objects.filter(
@@ -242,7 +267,8 @@ def create_subscription(
 
     The returned object carries the plaintext `secret`, to be shown once.
     Raises DuplicateSubscription if an identical one is live (also when a
-    concurrent request created it first). Writes nothing on failure.
+    concurrent request created it first), WebhookQuotaExceeded if the client
+    has WEBHOOK_MAX_WEBHOOKS_PER_CLIENT live ones. Writes nothing on failure.
     """
     return _create(client=client, config=config, tracking_ids=[tracking_id])[0]
 
@@ -253,7 +279,8 @@ def create_subscriptions_batch(
     """Create one subscription per tracking id, all or none, in one transaction.
 
     `tracking_ids` must be distinct. Raises DuplicateSubscription naming the
-    tracking ids that already have a live identical subscription.
+    tracking ids that already have a live identical subscription, and
+    WebhookQuotaExceeded if they do not all fit in the client's quota.
     """
     return _create(client=client, config=config, tracking_ids=tracking_ids)
 

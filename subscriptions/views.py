@@ -65,6 +65,14 @@ def _conflict(exc: services.DuplicateSubscription) -> Conflict:
     )
 
 
+def _over_quota(exc: services.WebhookQuotaExceeded) -> Conflict:
+    return Conflict(
+        f"Webhook quota exceeded: this client has {exc.live} live webhooks, "
+        f"{exc.requested} more would pass its quota of {exc.quota} "
+        f"(WEBHOOK_MAX_WEBHOOKS_PER_CLIENT); delete some first."
+    )
+
+
 class _WebhookView(APIView):
     permission_classes = [HasSubscriptionsScope]
 
@@ -111,7 +119,10 @@ class WebhookListCreateView(_WebhookView):
         tags=["webhooks"],
         request=WebhookCreateSerializer,
         responses={201: WebhookSerializer, **_errors(400, 401, 403, 409, 413, 429)},
-        description="Create a webhook. `secret` is returned only here.",
+        description=(
+            "Create a webhook. `secret` is returned only here. 409 for an "
+            "identical live webhook, or past WEBHOOK_MAX_WEBHOOKS_PER_CLIENT."
+        ),
     )
     def post(self, request: Request) -> Response:
         serializer = WebhookCreateSerializer(data=request.data)
@@ -124,6 +135,8 @@ class WebhookListCreateView(_WebhookView):
             )
         except services.DuplicateSubscription as exc:
             raise _conflict(exc)
+        except services.WebhookQuotaExceeded as exc:
+            raise _over_quota(exc)
         return Response(
             self.represent(subscription, include_secret=True),
             status=status.HTTP_201_CREATED,
@@ -139,7 +152,10 @@ class WebhookBatchCreateView(_WebhookView):
             201: WebhookSerializer(many=True),
             **_errors(400, 401, 403, 409, 413, 429),
         },
-        description="One webhook per tracking id, all or none.",
+        description=(
+            "One webhook per tracking id, all or none: 409 if any would be a "
+            "duplicate, or if they do not all fit in WEBHOOK_MAX_WEBHOOKS_PER_CLIENT."
+        ),
     )
     def post(self, request: Request) -> Response:
         serializer = WebhookBatchCreateSerializer(data=request.data)
@@ -152,6 +168,8 @@ class WebhookBatchCreateView(_WebhookView):
             )
         except services.DuplicateSubscription as exc:
             raise _conflict(exc)
+        except services.WebhookQuotaExceeded as exc:
+            raise _over_quota(exc)
         return Response(
             self.represent(subscriptions, many=True, include_secret=True),
             status=status.HTTP_201_CREATED,

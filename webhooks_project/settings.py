@@ -239,6 +239,11 @@ LOGGING = {
 WEBHOOK_SUBSCRIPTION_TTL = conf.read(
     E, "WEBHOOK_SUBSCRIPTION_TTL", "30d", conf.parse_duration
 )
+# Per-tenant quota (docs/security.md, "Tenant isolation"): the live webhooks
+# one client may have, so one tenant cannot grow every event's fan-out at will.
+WEBHOOK_MAX_WEBHOOKS_PER_CLIENT = conf.read(
+    E, "WEBHOOK_MAX_WEBHOOKS_PER_CLIENT", "10000", conf.parse_positive_int
+)
 WEBHOOK_DELIVERY_TTL = conf.read(E, "WEBHOOK_DELIVERY_TTL", "24h", conf.parse_duration)
 # The longest configuration.delivery_ttl a webhook may ask for (a longer one is
 # a 400): it bounds how long the deliveries of one receiver can pile up.
