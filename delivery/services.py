@@ -162,7 +162,7 @@ def _insert_deliveries_portable(
                 tracking_id=target["tracking_id"],
             ):
                 continue
-            paused = target["status"] == Subscription.Status.PAUSED
+            paused = target["status"] in Subscription.HOLDING
             rows.append(
                 Delivery(
                     event_id=event.id,
@@ -242,10 +242,10 @@ def deliveries_insert_sql(
     subtype); `subscriptions_sql` a SELECT of (id, client_id, status,
     tracking_id, delivery_ttl), each subscription once. Each event gets the
     subscriptions it reaches (events.selectors.reaches: by trackingId), or
-    every one when it is `lone`. Deliveries to paused subscriptions are
-    `held`, the others `pending` and due at `published_at`; each expires its
-    subscription's
-    delivery_ttl after it (WEBHOOK_DELIVERY_TTL where that is null).
+    every one when it is `lone`. Deliveries to paused or disabled
+    subscriptions are `held`, the others `pending` and due at `published_at`;
+    each expires its subscription's delivery_ttl after it (WEBHOOK_DELIVERY_TTL
+    where that is null).
     RETURNING event_id, due (one row per delivery; due: created pending, not
     held).
     """
@@ -258,8 +258,10 @@ def deliveries_insert_sql(
         "last_error) "
         # Typed where the context does not say (webhooks_project/prepared.py).
         "SELECT gen_random_uuid(), e.id, s.id, s.client_id, %s::text, "
-        "CASE WHEN s.status = %s THEN %s::text ELSE %s::text END, 0, 0, "
-        "CASE WHEN s.status = %s THEN NULL ELSE %s::timestamptz END, NULL, "
+        # Routing returns live webhooks only: any but active holds (paused,
+        # disabled).
+        "CASE WHEN s.status <> %s THEN %s::text ELSE %s::text END, 0, 0, "
+        "CASE WHEN s.status <> %s THEN NULL ELSE %s::timestamptz END, NULL, "
         # The webhook's own TTL, computed in the statement: still one INSERT
         # however many webhooks (with however many TTLs) the event reaches.
         "%s::timestamptz + COALESCE(s.delivery_ttl, %s::interval), "
@@ -270,13 +272,13 @@ def deliveries_insert_sql(
         "OR s.tracking_id = e.resource_id "
         "RETURNING event_id, status = %s AS due"
     )
-    paused = Subscription.Status.PAUSED
+    active = Subscription.Status.ACTIVE
     params = [
         Delivery.Kind.EVENT,
-        paused,
+        active,
         Delivery.Status.HELD,
         Delivery.Status.PENDING,
-        paused,
+        active,
         published_at,
         published_at,
         settings.WEBHOOK_DELIVERY_TTL,
@@ -585,8 +587,10 @@ def _check_retriable(delivery: Delivery) -> None:
     subscription = delivery.subscription
     if subscription is None:
         raise DeliveryNotRetriable("The webhook of this delivery was deleted.")
-    if subscription.status == Subscription.Status.PAUSED:
-        raise DeliveryNotRetriable("The webhook is paused; resume it first.")
+    if subscription.status in Subscription.HOLDING:
+        raise DeliveryNotRetriable(
+            f"The webhook is {subscription.status}; resume it first."
+        )
 
 
 def close_breakers(*, destinations: Iterable[str]) -> int:

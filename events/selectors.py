@@ -104,14 +104,14 @@ def routing_condition(
         return None
     published = connection.ops.adapt_datetimefield_value(published_at)
     sql = (
-        f"{_SUBSCRIPTION}.status IN (%s, %s) AND {_SUBSCRIPTION}.expires_at > %s "
+        f"{_SUBSCRIPTION}.status IN (%s, %s, %s) AND {_SUBSCRIPTION}.expires_at > %s "
         f"AND {_SUBSCRIPTION}.created_at <= %s AND {audience} AND COALESCE(EXISTS "
         f"(SELECT 1 FROM {_FILTER} f WHERE f.subscription_id = {_SUBSCRIPTION}.id "
         "AND f.event_type = %s AND f.subtype IN (%s, %s)), FALSE)"
     )
     params = [
         Subscription.Status.ACTIVE,
-        Subscription.Status.PAUSED,
+        *Subscription.HOLDING,
         published,
         published,
         *audience_params,

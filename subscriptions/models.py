@@ -65,6 +65,8 @@ class Subscription(models.Model):
         ACTIVE = "active", "active"
         PAUSED = "paused", "paused"
         EXPIRED = "expired", "expired"
+        # The receiver answered 410 Gone: held like paused until resumed.
+        DISABLED = "disabled", "disabled"
 
     class Profile(models.TextChoices):
         """The receiver's wire format: headers, signature scheme and body shape
@@ -73,6 +75,9 @@ class Subscription(models.Model):
         STANDARD = "standard", "standard"
         RAAS = "raas", "raas"
         CAPILLARY = "capillary", "capillary"
+
+    # Statuses whose deliveries are held (not sent) until the webhook is resumed.
+    HOLDING = (Status.PAUSED, Status.DISABLED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(

@@ -322,7 +322,9 @@ class WebhookListQuerySerializer(QuerySerializer):
     status = serializers.ChoiceField(
         required=False,
         choices=Subscription.Status.choices,
-        error_messages={"invalid_choice": "must be one of active, paused, expired"},
+        error_messages={
+            "invalid_choice": "must be one of active, paused, expired, disabled"
+        },
     )
 
 
@@ -417,7 +419,7 @@ class WebhookSerializer(serializers.Serializer):
             "created": iso_utc(sub.created_at),
             "expiry": iso_utc(sub.expires_at),
         }
-        if status == Subscription.Status.PAUSED:
+        if status in Subscription.HOLDING:
             body["paused_reason"] = sub.paused_reason
         if self.context.get("include_secret"):
             body["secret"] = sub.secret

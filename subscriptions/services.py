@@ -24,7 +24,7 @@ from subscriptions import selectors
 from subscriptions.auth import KEY_PREFIX, hash_key, live_keys
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
 
-_LIVE = [Subscription.Status.ACTIVE, Subscription.Status.PAUSED]
+_LIVE = [Subscription.Status.ACTIVE, *Subscription.HOLDING]
 # Seed 001: "This retry strategy continues for at least 7 days."
 CAPILLARY_DELIVERY_TTL = timedelta(days=7)
 
@@ -111,7 +111,7 @@ class WebhookQuotaExceeded(Exception):
 
 
 class SubscriptionNotPaused(Exception):
-    """Only a paused subscription can be resumed."""
+    """Only a paused or disabled subscription can be resumed."""
 
 
 def credentials_digest(
@@ -298,14 +298,15 @@ def delete_subscription(*, subscription: Subscription) -> None:
 
 @transaction.atomic
 def resume_subscription(*, subscription: Subscription) -> Subscription:
-    """Reactivate a paused subscription and release its held deliveries.
+    """Reactivate a paused or disabled subscription and release its held
+    deliveries.
 
     Resets the consecutive-failure count. Returns the refreshed subscription.
-    Raises SubscriptionNotPaused unless it is paused (and not lapsed).
+    Raises SubscriptionNotPaused unless it is paused or disabled (and not lapsed).
     """
     locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
     now = timezone.now()
-    if selectors.effective_status(locked, now=now) != Subscription.Status.PAUSED:
+    if selectors.effective_status(locked, now=now) not in Subscription.HOLDING:
         raise SubscriptionNotPaused()
     locked.status = Subscription.Status.ACTIVE
     locked.paused_reason = ""
@@ -324,29 +325,35 @@ def resume_subscription(*, subscription: Subscription) -> Subscription:
     return locked
 
 
-@transaction.atomic
 def pause_subscription(*, subscription: Subscription, reason: str) -> bool:
     """Pause an active subscription; its pending deliveries are held.
 
     Called by operators (admin) and by the worker when a webhook reaches
     WEBHOOK_PAUSE_AFTER_FAILURES consecutive failures (inside its flush).
-    Returns False, changing nothing, if it is not active (paused, expired,
-    or past its expires_at).
+    Returns False, changing nothing, if it is not active (paused, disabled,
+    expired, or past its expires_at).
     """
+    return _hold(subscription, Subscription.Status.PAUSED, reason)
+
+
+def disable_subscription(*, subscription: Subscription, reason: str) -> bool:
+    """Disable an active subscription whose receiver answered 410 Gone: its
+    pending deliveries are held, as when paused, until it is resumed.
+    Returns False, changing nothing, if it is not active."""
+    return _hold(subscription, Subscription.Status.DISABLED, reason)
+
+
+@transaction.atomic
+def _hold(subscription: Subscription, status: str, reason: str) -> bool:
     now = timezone.now()
-    paused = Subscription.objects.filter(
+    held = Subscription.objects.filter(
         pk=subscription.pk,
         status=Subscription.Status.ACTIVE,
         expires_at__gt=now,
-    ).update(
-        status=Subscription.Status.PAUSED,
-        paused_reason=reason[:200],
-        paused_at=now,
-        updated_at=now,
-    )
-    if paused:
+    ).update(status=status, paused_reason=reason[:200], paused_at=now, updated_at=now)
+    if held:
         delivery_services.hold_pending_deliveries(subscription_id=subscription.pk)
-    return bool(paused)
+    return bool(held)
 
 
 @transaction.atomic

@@ -150,7 +150,8 @@ def _subscriptions() -> GaugeMetricFamily:
     counts.update({row["status"]: row["n"] for row in rows})
     family = GaugeMetricFamily(
         "webhook_subscriptions",
-        "Subscriptions by status (paused: by consecutive failures or an operator).",
+        "Subscriptions by status (paused: by consecutive failures or an operator; "
+        "disabled: the receiver answered 410 Gone).",
         labels=["status"],
     )
     for status, count in counts.items():

@@ -137,7 +137,7 @@ def _triage(
         return Settled(delivery, Delivery.Status.EXPIRED)
     if delivery.kind == Delivery.Kind.TEST:
         return None  # on demand: sent even while paused or the breaker is open
-    if subscription.status == Subscription.Status.PAUSED:
+    if subscription.status in Subscription.HOLDING:
         return Settled(delivery, Delivery.Status.HELD)
     destination = breaker.destination_of(subscription.url)
     state = states[destination]

@@ -5,7 +5,7 @@ on purpose: it is written for every subscription with a result in a flush, so
 a busy subscription costs one UPDATE, and an incrementing one returns the new
 count without a read. Reaching WEBHOOK_PAUSE_AFTER_FAILURES pauses the
 subscription through subscriptions.services.pause_subscription, the one writer
-of its status.
+of its status; a `410 Gone` answer disables it (disable_subscription).
 """
 
 import uuid
@@ -113,6 +113,25 @@ def count_failures(
             and status == Subscription.Status.ACTIVE
         ):
             _pause(subscriptions[sid], failures, last_failure.get(sid))
+
+
+def disable_gone(items: Sequence[Item]) -> None:
+    """A receiver that answers 410 Gone says the endpoint is no more: its
+    webhook is disabled (its deliveries held) instead of retried until its
+    deliveries expire. Test deliveries never change a webhook."""
+    gone = {
+        item.delivery.subscription_id: item
+        for item in items
+        if isinstance(item, Sent)
+        and item.result.status_code == 410
+        and item.delivery.kind == Delivery.Kind.EVENT
+        and item.delivery.subscription is not None
+    }
+    for item in gone.values():
+        subscription_services.disable_subscription(
+            subscription=item.delivery.subscription,
+            reason=f"the receiver answered HTTP 410 Gone at {item.at.isoformat()}",
+        )
 
 
 def _recently_healthy(subscription: Subscription | None, now: datetime) -> bool:

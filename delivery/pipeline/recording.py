@@ -5,7 +5,8 @@ A flush writes, for a group of claimed deliveries:
 - each delivery's new state, guarded by its lease_token (a delivery someone
   else reclaimed, cancelled or expired meanwhile is left alone);
 - each subscription's failure counter once (pausing it, and holding its
-  pending deliveries, at WEBHOOK_PAUSE_AFTER_FAILURES);
+  pending deliveries, at WEBHOOK_PAUSE_AFTER_FAILURES; disabling it on a
+  410 Gone);
 - each destination's circuit breaker once;
 - and, after commit, countdown wake-ups for retries due within
   WEBHOOK_COUNTDOWN_MAX (later ones are left to dispatch_due).
@@ -69,6 +70,8 @@ def record(
             for item in items
             if isinstance(item, Sent)
         }
+        # Before the statuses are read, so a 410's retry is held at once.
+        health.disable_gone(items)
         live = _subscription_statuses(items, verdicts)
         rows = [_row_update(item, verdicts, live, now) for item in items]
         kept = _write_rows(rows, now=now)
@@ -108,7 +111,7 @@ def _unless_paused(status: str, delivery: Delivery, live: dict[uuid.UUID, str]) 
     current = live.get(delivery.subscription_id) if delivery.subscription_id else None
     if current is None:
         return Status.CANCELLED
-    if current == Subscription.Status.PAUSED:
+    if current in Subscription.HOLDING:
         return Status.HELD
     return status
 

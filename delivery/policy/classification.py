@@ -9,7 +9,9 @@ The table (docs/spec.md, "Delivery"), as data:
     429                          retry              backoff, Retry-After  no
     anything else, no answer     failure            backoff               yes
 
-"failure?" = counts towards pausing the subscription.
+"failure?" = counts towards pausing the subscription. A 410 Gone is a
+failure that also disables the webhook (recording: health.disable_gone), so
+its retry is held until the webhook is resumed.
 
 The destination's circuit breaker, shared by every tenant sending to that
 scheme://host:port, reads answers differently (`destination_health`): any

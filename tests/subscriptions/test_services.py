@@ -129,6 +129,27 @@ def test_pausing_twice_or_pausing_an_expired_subscription_changes_nothing():
     assert lapsed.status == "active"
 
 
+def test_disable_holds_pending_deliveries_once_and_resume_releases_them():
+    sub = SubscriptionFactory()
+    pending = make_delivery(sub, "pending")
+
+    assert services.disable_subscription(subscription=sub, reason="410") is True
+    assert services.disable_subscription(subscription=sub, reason="again") is False
+    assert services.pause_subscription(subscription=sub, reason="pause") is False
+
+    sub.refresh_from_db()
+    pending.refresh_from_db()
+    assert (sub.status, sub.paused_reason) == ("disabled", "410")
+    assert pending.status == Delivery.Status.HELD
+
+    services.resume_subscription(subscription=sub)
+
+    sub.refresh_from_db()
+    pending.refresh_from_db()
+    assert (sub.status, sub.paused_reason) == ("active", "")
+    assert pending.status == Delivery.Status.PENDING
+
+
 def test_resume_refuses_a_subscription_that_is_not_paused():
     with pytest.raises(services.SubscriptionNotPaused):
         services.resume_subscription(subscription=SubscriptionFactory())

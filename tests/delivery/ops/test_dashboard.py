@@ -36,7 +36,7 @@ def busy_hour():
         paused_reason="10 consecutive failures",
         paused_at=now,
     )
-    webhook("initech", status="paused", paused_at=now - timedelta(hours=1))
+    webhook("initech", status="disabled", paused_at=now - timedelta(hours=1))
     delivery(paused, "held")
     Breaker.objects.create(
         destination="https://down.example:443",
@@ -91,7 +91,8 @@ def test_the_dashboard_page_shows_the_figures(admin_client, busy_hour):
     assert '<span class="value">6</span><span class="label">attempts' in page
     assert '<span class="value">2</span></a><span class="label">due deliveries' in page
     assert '<span class="value">1</span></a><span class="label">held' in page
-    assert '<span class="value">2</span></a><span class="label">paused webhooks' in page
+    label = '<span class="label">paused or disabled webhooks'
+    assert f'<span class="value">2</span></a>{label}' in page
     assert (
         '<span class="value">1</span></a><span class="label">open circuit breakers'
         in page
