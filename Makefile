@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 SCREENSHOTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks_screenshots
 SCREENSHOTS_DIR ?= var/screenshots
 
-.PHONY: install run test lint bench check-services screenshots browser
+.PHONY: install run test lint bench check-services screenshots browser pgbouncer
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,13 @@ browser:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium); } || \
 		{ echo "chromium is missing: apt-get install chromium (as root)"; exit 1; }
 
+# The PgBouncer tests (tests/faults/test_pgbouncer.py) start Debian's pgbouncer
+# in transaction pooling mode; installed when missing and we are root.
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer); } || \
+		{ echo "pgbouncer is missing: apt-get install pgbouncer (as root)"; exit 1; }
+
 check-services: install
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m tests.check_services
 
@@ -58,7 +65,7 @@ lint: install
 	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(PY) manage.py makemigrations --check --dry-run
 
-test: install browser check-services lint
+test: install browser pgbouncer check-services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -4,8 +4,11 @@ Planning the publish statement costs PostgreSQL about as much as running it
 (~0.4 ms each); a statement PREPAREd once per connection is only executed.
 A prepared statement belongs to the database session: it is prepared again
 when Django opens a new connection, and survives a rolled-back transaction.
-Not for a server behind a transaction-pooling proxy (pgbouncer's
-`pool_mode = transaction`), which hands each transaction another session.
+Not behind a transaction-pooling proxy (PgBouncer's `pool_mode =
+transaction`), which hands each transaction another server session: with
+DB_TRANSACTION_POOLING=true the statement runs as plain parameterized SQL.
+(PgBouncer 1.21+ could keep protocol-level prepared statements across
+sessions, but psycopg2 sends none, and Debian 12 ships PgBouncer 1.18.)
 
 The SQL takes %s placeholders as usual; every parameter's type must be clear
 from its context (a column compared or assigned, or an explicit cast), since
@@ -15,6 +18,8 @@ PostgreSQL types the parameters when it prepares.
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+
 # Distinct statements prepared per connection at most; others run unprepared.
 MAX_PER_CONNECTION = 32
 
@@ -23,7 +28,7 @@ def execute(cursor: Any, sql: str, params: Sequence[Any]) -> None:
     """cursor.execute(sql, params), through a prepared statement on
     PostgreSQL (a plain execute elsewhere)."""
     wrapper = cursor.db
-    if wrapper.vendor != "postgresql" or "%%" in sql:
+    if wrapper.vendor != "postgresql" or "%%" in sql or settings.DB_TRANSACTION_POOLING:
         cursor.execute(sql, params)
         return
     raw = wrapper.connection

@@ -129,6 +129,14 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = conf.read(
         E, "DB_CONN_HEALTH_CHECKS", "true", conf.parse_bool
     )
+# Behind PgBouncer's transaction pooling (docs/deploy.md) each transaction may
+# run on another server session: nothing may rely on session state, so no
+# server-side cursors (QuerySet.iterator()) and no PREPAREd statements.
+DB_TRANSACTION_POOLING = conf.read(
+    E, "DB_TRANSACTION_POOLING", "false", conf.parse_bool
+)
+if DB_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: broker and cache ----------------------------------------------
