@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -93,12 +94,44 @@ def _delivery_ttl(config: WebhookConfig) -> timedelta | None:
     return None
 
 
+def config_from_request(data: Mapping[str, Any]) -> WebhookConfig:
+    """The configuration of a validated create request (WebhookCreateSerializer
+    or WebhookBatchCreateSerializer), as the API and the portal send it."""
+    configuration = data["configuration"]
+    oauth2 = configuration.get("oauth2")
+    return WebhookConfig(
+        url=configuration["url"],
+        event_groups=data["event_groups"],
+        content_type=configuration.get("content_type") or "application/json",
+        headers=configuration.get("headers") or (),
+        oauth2=OAuth2Config(
+            token_url=oauth2["token_url"],
+            client_id=oauth2["client_id"],
+            client_secret=oauth2["client_secret"],
+            audience=oauth2.get("audience") or "",
+            scope=oauth2.get("scope") or "",
+        )
+        if oauth2
+        else None,
+        profile=configuration.get("profile") or Subscription.Profile.STANDARD,
+        delivery_ttl=configuration.get("delivery_ttl"),
+    )
+
+
 class DuplicateSubscription(Exception):
     """A live identical subscription exists; `tracking_ids` names which."""
 
     def __init__(self, tracking_ids: Sequence[str | None]) -> None:
         self.tracking_ids = list(tracking_ids)
         super().__init__(f"duplicate subscriptions for {self.tracking_ids}")
+
+    @property
+    def message(self) -> str:
+        """The 409's reason, for the client (API and portal alike)."""
+        named = [tid for tid in self.tracking_ids if tid is not None]
+        if not named:
+            return "An identical webhook already exists."
+        return f"An identical webhook already exists for trackingId {', '.join(named)}."
 
 
 class WebhookQuotaExceeded(Exception):

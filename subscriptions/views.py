@@ -15,7 +15,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from delivery.sender.types import OAuth2Config
 from subscriptions import selectors, services
 from subscriptions.auth import HasSubscriptionsScope
 from subscriptions.models import Client, Subscription
@@ -34,35 +33,8 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in codes}
 
 
-def _config(data: dict[str, Any]) -> services.WebhookConfig:
-    configuration = data["configuration"]
-    oauth2 = configuration.get("oauth2")
-    return services.WebhookConfig(
-        url=configuration["url"],
-        event_groups=data["event_groups"],
-        content_type=configuration.get("content_type") or "application/json",
-        headers=configuration.get("headers") or (),
-        oauth2=OAuth2Config(
-            token_url=oauth2["token_url"],
-            client_id=oauth2["client_id"],
-            client_secret=oauth2["client_secret"],
-            audience=oauth2.get("audience") or "",
-            scope=oauth2.get("scope") or "",
-        )
-        if oauth2
-        else None,
-        profile=configuration.get("profile") or Subscription.Profile.STANDARD,
-        delivery_ttl=configuration.get("delivery_ttl"),
-    )
-
-
 def _conflict(exc: services.DuplicateSubscription) -> Conflict:
-    named = [tid for tid in exc.tracking_ids if tid is not None]
-    if not named:
-        return Conflict("An identical webhook already exists.")
-    return Conflict(
-        f"An identical webhook already exists for trackingId {', '.join(named)}."
-    )
+    return Conflict(exc.message)
 
 
 def _over_quota(exc: services.WebhookQuotaExceeded) -> Conflict:
@@ -130,7 +102,7 @@ class WebhookListCreateView(_WebhookView):
         try:
             subscription = services.create_subscription(
                 client=request.user,
-                config=_config(serializer.validated_data),
+                config=services.config_from_request(serializer.validated_data),
                 tracking_id=serializer.validated_data.get("trackingId"),
             )
         except services.DuplicateSubscription as exc:
@@ -163,7 +135,7 @@ class WebhookBatchCreateView(_WebhookView):
         try:
             subscriptions = services.create_subscriptions_batch(
                 client=request.user,
-                config=_config(serializer.validated_data),
+                config=services.config_from_request(serializer.validated_data),
                 tracking_ids=serializer.validated_data["trackingIds"],
             )
         except services.DuplicateSubscription as exc:

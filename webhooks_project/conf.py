@@ -142,6 +142,26 @@ def parse_networks(
     )
 
 
+# A CSP host-source with a scheme (https://app.example.com, https://*.example.com:8443).
+_FRAME_SOURCE = re.compile(
+    r"^https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:(\d{1,5}|\*))?$"
+)
+
+
+def parse_frame_ancestors(text: str) -> tuple[str, ...]:
+    """Space- or comma-separated origins that may frame the portal
+    (`https://app.example.com 'self'`) -> CSP frame-ancestors sources;
+    empty -> () (none may). Only origins with a scheme and 'self': anything
+    else could widen or break the policy (`*`, `;`, a path)."""
+    sources = tuple(part for part in re.split(r"[\s,]+", text.strip()) if part)
+    for source in sources:
+        if source != "'self'" and not _FRAME_SOURCE.match(source):
+            raise ValueError(
+                f"{source!r} is not an origin such as https://app.example.com or 'self'"
+            )
+    return sources
+
+
 def read(environ: Mapping[str, str], name: str, default: str, parser):
     """Parse environ[name] (or the default), naming the variable on error."""
     raw = environ.get(name, default)

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "subscriptions",
     "events",
     "delivery",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -94,8 +95,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# A failed CSRF check (only non-API views meet one) answers the error envelope.
-CSRF_FAILURE_VIEW = "webhooks_project.errors.csrf_failure"
+# A failed CSRF check answers the error envelope (only non-API views meet one),
+# or on the customer portal's forms a page.
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 
 ROOT_URLCONF = "webhooks_project.urls"
 WSGI_APPLICATION = "webhooks_project.wsgi.application"
@@ -360,6 +362,15 @@ WEBHOOK_METRICS_ALLOW_CIDRS = conf.read(
 # on every process. 0 turns the caches off.
 WEBHOOK_LOOKUP_CACHE_TTL = conf.read(
     E, "WEBHOOK_LOOKUP_CACHE_TTL", "500ms", conf.parse_duration
+)
+# The customer portal (docs/portal.md): how long the browser session a
+# one-time link opens lasts, and the sites that may show the portal in a
+# frame (CSP frame-ancestors; empty: none may, with X-Frame-Options DENY).
+WEBHOOK_PORTAL_SESSION_TTL = conf.read(
+    E, "WEBHOOK_PORTAL_SESSION_TTL", "1h", conf.parse_duration
+)
+WEBHOOK_PORTAL_FRAME_ANCESTORS = conf.read(
+    E, "WEBHOOK_PORTAL_FRAME_ANCESTORS", "", conf.parse_frame_ancestors
 )
 
 if WEBHOOK_CLAIM_LEASE <= WEBHOOK_TIMEOUT:

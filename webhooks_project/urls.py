@@ -31,6 +31,7 @@ urlpatterns = [
     ),
     path("", include("subscriptions.urls")),
     path("", include("delivery.urls")),
+    path("", include("portal.urls")),
     # Last: every other path is a 404 in the error envelope.
     re_path(r"^(?P<path>.*)$", errors.unknown_url),
 ]
