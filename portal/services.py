@@ -50,7 +50,10 @@ def create_webhook(*, client: Client, form: Any) -> Subscription:
             config=subscription_services.config_from_request(data),
             tracking_id=data.get("trackingId"),
         )
-    except subscription_services.DuplicateSubscription as exc:
+    except (
+        subscription_services.DuplicateSubscription,
+        subscription_services.WebhookQuotaExceeded,
+    ) as exc:
         raise Invalid({"body": [exc.message]})
 
 

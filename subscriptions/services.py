@@ -142,6 +142,15 @@ class WebhookQuotaExceeded(Exception):
         self.live, self.requested, self.quota = live, requested, quota
         super().__init__(f"{live} live + {requested} new > {quota}")
 
+    @property
+    def message(self) -> str:
+        """The 409's reason, for the client (API and portal alike)."""
+        return (
+            f"Webhook quota exceeded: this client has {self.live} live webhooks, "
+            f"{self.requested} more would pass its quota of {self.quota} "
+            f"(WEBHOOK_MAX_WEBHOOKS_PER_CLIENT); delete some first."
+        )
+
 
 class SubscriptionNotPaused(Exception):
     """Only a paused or disabled subscription can be resumed."""

@@ -38,11 +38,7 @@ def _conflict(exc: services.DuplicateSubscription) -> Conflict:
 
 
 def _over_quota(exc: services.WebhookQuotaExceeded) -> Conflict:
-    return Conflict(
-        f"Webhook quota exceeded: this client has {exc.live} live webhooks, "
-        f"{exc.requested} more would pass its quota of {exc.quota} "
-        f"(WEBHOOK_MAX_WEBHOOKS_PER_CLIENT); delete some first."
-    )
+    return Conflict(exc.message)
 
 
 class _WebhookView(APIView):

@@ -330,3 +330,14 @@ def test_a_session_of_one_client_never_sees_another_after_a_new_link(api, other_
 
     assert browser.cookies[COOKIE_NAME].value != first
     assert b"globex" in browser.get("/portal/").content
+
+
+def test_past_the_webhook_quota_create_gives_the_apis_message(portal, settings):
+    settings.WEBHOOK_MAX_WEBHOOKS_PER_CLIENT = 0
+    form = {"url": "https://acme.example/in", "event_groups": ["DELIVERED"]}
+
+    response = _post(portal, "/portal/webhooks/new", "/portal/webhooks/new", form)
+
+    assert response.status_code == 400
+    assert b"Webhook quota exceeded" in response.content
+    assert Subscription.objects.count() == 0
