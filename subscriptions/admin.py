@@ -7,8 +7,10 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from delivery import services as delivery_services
@@ -111,11 +113,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
         obj.pk = api_key.pk
         obj.refresh_from_db()
-        messages.success(
-            request,
-            f"The new API key is {key} — copy it now: it is not stored and "
-            f"cannot be shown again.",
+        # Only for response_add, on this request's own instance: never saved.
+        obj.plaintext_key = key  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None
+    ) -> HttpResponse:
+        """The new key is in this answer to the POST and nowhere else: not in
+        a flash message (Django keeps those in a signed but readable cookie,
+        or in the session table), so it never reaches a cookie or the
+        database, and no later page can show it again."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "API key created",
+            "api_key": obj,
+            "key": obj.plaintext_key,  # type: ignore[attr-defined]
+        }
+        response = TemplateResponse(
+            request, "subscriptions/admin_api_key_created.html", context
         )
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke the selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

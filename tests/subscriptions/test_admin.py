@@ -1,6 +1,9 @@
 import re
 
 import pytest
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.contrib.sessions.models import Session
+from django.http import HttpRequest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -126,11 +129,13 @@ def test_an_api_key_created_in_the_admin_is_shown_once_and_works(admin_client):
     response = admin_client.post(
         reverse("admin:subscriptions_apikey_add"),
         {"client": client.pk, "name": "ci", "scopes": ["subscriptions"]},
-        follow=True,
     )
 
+    # Shown in the answer to the POST itself, not after a redirect.
     assert response.status_code == 200
     [key] = re.findall(rb"whk_[A-Za-z0-9_\-]{20,}", response.content)
+    assert b"copy it now" in response.content.lower()
+    assert "no-store" in response["Cache-Control"]
     api_key = ApiKey.objects.get()
     assert (api_key.client, api_key.name, api_key.scopes) == (
         client,
@@ -141,9 +146,46 @@ def test_an_api_key_created_in_the_admin_is_shown_once_and_works(admin_client):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key.decode()}")
     assert api.get("/api/v1/webhooks/").status_code == 200
-    # Shown once: the next page no longer has it.
-    again = admin_client.get(reverse("admin:subscriptions_apikey_changelist"))
-    assert key not in again.content
+    # Shown once: no later page has it.
+    for page in (
+        reverse("admin:subscriptions_apikey_changelist"),
+        reverse("admin:subscriptions_apikey_change", args=[api_key.pk]),
+        reverse("admin:index"),
+    ):
+        assert key not in admin_client.get(page).content
+
+
+def _cookie_texts(response) -> list[str]:
+    """Each cookie the response sets, as sent and, for Django's flash
+    messages (signed and maybe compressed, not encrypted), as decoded."""
+    texts = []
+    for name, morsel in response.cookies.items():
+        texts.append(morsel.OutputString())
+        if name == CookieStorage.cookie_name and morsel.value:
+            decoded = CookieStorage(HttpRequest())._decode(morsel.value) or []
+            texts.extend(str(message) for message in decoded)
+    return texts
+
+
+def test_a_new_api_key_never_travels_in_a_cookie_or_the_session(admin_client):
+    """Django's flash messages live in a signed but readable cookie (or the
+    session table): the key must be in neither."""
+    client = Client.objects.create(name="acme")
+
+    response = admin_client.post(
+        reverse("admin:subscriptions_apikey_add"),
+        {"client": client.pk, "name": "ci", "scopes": ["subscriptions"]},
+    )
+    after = admin_client.get(reverse("admin:subscriptions_apikey_changelist"))
+
+    # The stored prefix is the key's first 12 characters, 8 of them random.
+    prefix = ApiKey.objects.get().prefix
+    for cookie in _cookie_texts(response) + _cookie_texts(after):
+        assert prefix not in cookie
+    for session in Session.objects.all():
+        assert prefix not in session.session_data
+        assert prefix not in str(session.get_decoded())
+    assert prefix.encode() in response.content
 
 
 def test_an_api_key_needs_a_scope(admin_client):
