@@ -4,6 +4,9 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
 PORT ?= 8000
+# Every process of `make run` writes its Prometheus counters here (multiprocess
+# mode, docs/operations.md#metrics); emptied before they start.
+PROMETHEUS_MULTIPROC_DIR ?= var/prometheus
 
 # make test runs against PostgreSQL and Redis; override to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks
@@ -38,7 +41,9 @@ run: install
 	@echo "  WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true: local development may deliver to"
 	@echo "  127.0.0.1 and private networks (never set this in production)."
 	@echo ""
+	mkdir -p $(PROMETHEUS_MULTIPROC_DIR) && rm -f $(PROMETHEUS_MULTIPROC_DIR)/*.db
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) WEBHOOK_ALLOW_PRIVATE_DESTINATIONS=true \
+		PROMETHEUS_MULTIPROC_DIR=$(abspath $(PROMETHEUS_MULTIPROC_DIR)) \
 		DEBUG=$${DEBUG:-true} $(BIN)/honcho start -f Procfile web worker beat
 
 # The screenshot test and `make screenshots` drive Debian's chromium (playwright's

@@ -22,7 +22,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from delivery.models import Attempt, Breaker, Delivery
-from delivery.pipeline import wakeups
+from delivery.pipeline import counting, wakeups
 from events.models import Event
 from events.selectors import reaches
 from subscriptions.models import Subscription
@@ -49,12 +49,13 @@ def release_held_deliveries(*, subscription_id: UUID) -> int:
     held = Delivery.objects.filter(
         subscription_id=subscription_id, status=Delivery.Status.HELD
     )
-    held.filter(expires_at__lte=now).update(
+    expired = held.filter(expires_at__lte=now).update(
         status=Delivery.Status.EXPIRED,
         next_attempt_at=None,
         lease_token=None,
         updated_at=now,
     )
+    counting.count_finished({Delivery.Status.EXPIRED: expired})
     released = held.update(
         status=Delivery.Status.PENDING,
         next_attempt_at=now,
@@ -91,7 +92,7 @@ def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
     Clearing the lease means a request in flight is still recorded as an
     attempt but no longer changes the delivery.
     """
-    return Delivery.objects.filter(
+    cancelled = Delivery.objects.filter(
         subscription_id=subscription_id, status__in=Delivery.UNFINISHED
     ).update(
         status=Delivery.Status.CANCELLED,
@@ -99,6 +100,8 @@ def cancel_unfinished_deliveries(*, subscription_id: UUID) -> int:
         lease_token=None,
         updated_at=timezone.now(),
     )
+    counting.count_finished({Delivery.Status.CANCELLED: cancelled})
+    return cancelled
 
 
 @dataclass(frozen=True)
@@ -322,13 +325,15 @@ def expire_overdue_deliveries() -> int:
     overdue = Delivery.objects.filter(
         status__in=Delivery.UNFINISHED, expires_at__lte=now
     ).exclude(in_flight)
-    return _in_chunks(
+    expired = _in_chunks(
         overdue,
         status=Delivery.Status.EXPIRED,
         next_attempt_at=None,
         lease_token=None,
         updated_at=now,
     )
+    counting.count_finished({Delivery.Status.EXPIRED: expired})
+    return expired
 
 
 def prune_old_attempts(

@@ -5,6 +5,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -25,7 +26,7 @@ from events.selectors import (
     routing_condition,
 )
 from subscriptions.models import Client, Subscription
-from webhooks_project import prepared
+from webhooks_project import metrics, prepared
 from webhooks_project.lookups import LookupCache
 
 # Created only by the test endpoint (POST /webhooks/{id}/test), never published.
@@ -149,6 +150,8 @@ def publish_events(
             event, deliveries = existing[draft.event.idempotency_key]
             result = PublishResult(event=event, deliveries=deliveries, created=False)
         results.append(result)
+    if created:
+        transaction.on_commit(partial(metrics.events_published.inc, len(created)))
     due = sum(result.due for result in results)
     if due:
         # At once outside a transaction: the statement has committed.

@@ -1,17 +1,15 @@
-"""`GET /metrics`: Prometheus text, derived from the database at scrape time.
+"""`GET /metrics`: Prometheus text.
 
-Web, workers and beat are separate processes (and hosts), so a counter one
-worker increments is invisible to the web process that answers the scrape.
-The database sees every process's work, so every figure here is a query,
-each an index range scan (or a count of a small table):
-
-- attempts and their durations over the last WINDOW (the `attempt_at` index):
-  an all-time total would scan the whole Attempt table on every scrape;
-- the due backlog (the `delivery_due` index, counted up to BACKLOG_CAP);
-- in-flight claims (`delivery_due`, between now and now + the lease);
-- subscriptions by status (`subscription_status_expiry`);
-- circuit breakers (one row per destination);
-- events published over the last WINDOW (`event_created`).
+Two kinds of figures:
+- counters and a histogram every process increments as it works (attempts
+  by outcome, attempt durations, events published, deliveries finished by
+  status; webhooks_project/metrics.py), summed over every process of the
+  host by prometheus-client's multiprocess mode;
+- gauges read from the database at scrape time, because the database sees
+  every process's work: the due backlog (the `delivery_due` index, counted up
+  to BACKLOG_CAP), in-flight claims (`delivery_due`, between now and now +
+  the lease), subscriptions by status (`subscription_status_expiry`) and
+  circuit breakers (one row per destination).
 
 Access: `Authorization: Bearer <WEBHOOK_METRICS_TOKEN>`, or a client address
 in WEBHOOK_METRICS_ALLOW_CIDRS (empty by default). With DEBUG off nothing
@@ -24,42 +22,31 @@ with DEBUG=true and no token set may loopback and private clients scrape
 import hmac
 import ipaddress
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import (
-    CollectorRegistry,
-    GaugeHistogramMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
+from prometheus_client.core import GaugeMetricFamily, Metric
 
-from delivery.models import Attempt, Breaker, Delivery
+from delivery.models import Breaker, Delivery
+from delivery.pipeline import counting  # noqa: F401 - creates the series at 0
 from delivery.pipeline.claiming import count_due
-from events.models import Event
 from subscriptions.models import Subscription
-from webhooks_project import errors
+from webhooks_project import errors, metrics
 
-WINDOW = timedelta(minutes=1)
 # Counting a due backlog stops here: past it the figure says "at least".
 BACKLOG_CAP = 100_000
-# Upper bounds of the duration buckets, in milliseconds (the Attempt column).
-DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-
-_SKIPPED = Attempt.Outcome.SKIPPED
 
 
 class DeliveryCollector:
-    """Collects the figures of the module docstring, one query each."""
+    """Collects the database gauges of the module docstring, one query each."""
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        yield from _attempts(since=now - WINDOW)
         due = GaugeMetricFamily(
             "webhook_deliveries_due",
             "Pending deliveries whose next attempt is due now (the backlog), "
@@ -75,73 +62,13 @@ class DeliveryCollector:
             next_attempt_at__lte=now + settings.WEBHOOK_CLAIM_LEASE,
             lease_token__isnull=False,
         ).count()
-        yield _gauge(
+        yield GaugeMetricFamily(
             "webhook_deliveries_in_flight",
             "Deliveries claimed by a worker whose lease has not run out.",
-            in_flight,
+            value=in_flight,
         )
         yield _subscriptions()
         yield _breakers(now=now)
-        yield _gauge(
-            "webhook_events_published_last_minute",
-            "Events published in the last minute (counted from the Event table at "
-            "scrape time, so every web process and in-process publisher counts).",
-            Event.objects.filter(created_at__gte=now - WINDOW).count(),
-        )
-
-
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, documentation, value=value)
-
-
-def _attempts(*, since: datetime) -> Iterator[Metric]:
-    sent = ~Q(outcome=_SKIPPED)
-    buckets = {
-        f"le_{bound}": Count("id", filter=sent & Q(duration_ms__lte=bound))
-        for bound in DURATION_BUCKETS_MS
-    }
-    rows = (
-        Attempt.objects.filter(at__gte=since)
-        .order_by()
-        .values("outcome")
-        .annotate(
-            n=Count("id"),
-            sent_n=Count("id", filter=sent),
-            ms=Sum("duration_ms", filter=sent),
-            **buckets,
-        )
-    )
-    by_outcome = dict.fromkeys(Attempt.Outcome.values, 0)
-    cumulative = dict.fromkeys(DURATION_BUCKETS_MS, 0)
-    sent_count = total_ms = 0
-    for row in rows:
-        by_outcome[row["outcome"]] = row["n"]
-        sent_count += row["sent_n"]
-        total_ms += row["ms"] or 0
-        for bound in DURATION_BUCKETS_MS:
-            cumulative[bound] += row[f"le_{bound}"]
-
-    attempts = GaugeMetricFamily(
-        "webhook_attempts_last_minute",
-        "Attempts recorded in the last minute, by outcome (counted from the "
-        "Attempt table at scrape time, so every worker counts; a window keeps "
-        "the scrape an index range scan instead of a count of all attempts).",
-        labels=["outcome"],
-    )
-    for outcome, count in by_outcome.items():
-        attempts.add_metric([outcome], count)
-    yield attempts
-
-    yield GaugeHistogramMetricFamily(
-        "webhook_attempt_duration_last_minute_seconds",
-        "Durations of the requests made in the last minute (skipped attempts "
-        "make none), from the Attempt table at scrape time.",
-        buckets=[
-            *((str(bound / 1000), cumulative[bound]) for bound in DURATION_BUCKETS_MS),
-            ("+Inf", sent_count),
-        ],
-        gsum_value=total_ms / 1000,
-    )
 
 
 def _subscriptions() -> GaugeMetricFamily:
@@ -175,8 +102,7 @@ def _breakers(*, now: datetime) -> GaugeMetricFamily:
     return family
 
 
-registry = CollectorRegistry()
-registry.register(DeliveryCollector())
+registry = metrics.scrape_registry(DeliveryCollector())
 
 
 def is_allowed(request: HttpRequest) -> tuple[bool, int]:

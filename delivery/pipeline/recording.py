@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from delivery.models import Attempt, Delivery
-from delivery.pipeline import attempt_log, health, wakeups
+from delivery.pipeline import attempt_log, counting, health, wakeups
 from delivery.pipeline.items import Item, Sent, Settled, Skipped, describe
 from delivery.policy import breaker
 from delivery.policy.classification import Verdict, classify, destination_health
@@ -75,6 +75,7 @@ def record(
         live = _subscription_statuses(items, verdicts)
         rows = [_row_update(item, verdicts, live, now) for item in items]
         kept = _write_rows(rows, now=now)
+        counting.count_statuses(row.status for row in rows if row.id in kept)
         _write_attempts(items, verdicts)
         health.count_failures(items, verdicts, kept, now=now)
         _expire_terminal(items, verdicts, kept, terminal_types, now=now)
@@ -249,6 +250,7 @@ def _write_attempts(items: Sequence[Item], verdicts: dict[uuid.UUID, Verdict]) -
             logged.append(item.delivery)
     if attempts:
         _insert_attempts(attempts)
+        counting.count_attempts(attempts)
         for delivery, attempt in zip(logged, attempts, strict=True):
             attempt_log.log_attempt(delivery=delivery, attempt=attempt)
 

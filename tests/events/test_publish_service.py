@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from delivery.models import Delivery
 from events.models import Event, EventType
-from events.services import EventTooLarge, InvalidEvent, publish_event
+from events.services import EventTooLarge, InvalidEvent, publish_event, publish_events
 from tests.support.factories import ClientFactory
 from tests.support.rows import earlier
+from webhooks_project import metrics
 
 
 def test_it_stores_the_event_as_given(platform):
@@ -279,3 +280,31 @@ def _wait_for_a_blocked_insert(*, deadline: float) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError("the second publish never blocked on the first")
+
+
+def test_published_events_are_counted_when_they_commit_and_repeats_are_not(
+    platform, django_capture_on_commit_callbacks
+):
+    def published() -> float:
+        registry = metrics.scrape_registry()
+        return registry.get_sample_value("webhook_events_published_total") or 0.0
+
+    before = published()
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        publish_events(
+            publisher=platform,
+            events=[
+                {"type": "DELIVERED", "payload": {"n": n}, "idempotency_key": f"k{n}"}
+                for n in range(3)
+            ],
+        )
+    assert published() == before
+    for callback in pending:
+        callback()
+    assert published() == before + 3
+
+    with django_capture_on_commit_callbacks(execute=True):
+        publish_event(
+            publisher=platform, type="DELIVERED", payload={}, idempotency_key="k1"
+        )
+    assert published() == before + 3

@@ -231,6 +231,8 @@ class Stack:
         args = [
             GUNICORN,
             "webhooks_project.wsgi",
+            "--config",
+            "python:webhooks_project.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
