@@ -249,8 +249,8 @@ def deliveries_insert_sql(
     subscriptions are `held`, the others `pending` and due at `published_at`;
     each expires its subscription's delivery_ttl after it (WEBHOOK_DELIVERY_TTL
     where that is null).
-    RETURNING event_id, due (one row per delivery; due: created pending, not
-    held).
+    RETURNING event_id, subscription_id, due (one row per delivery; due:
+    created pending, not held).
     """
     table = connection.ops.quote_name(Delivery._meta.db_table)
     now = timezone.now()
@@ -273,7 +273,7 @@ def deliveries_insert_sql(
         # events.selectors.reaches(), or every subscription for a lone event.
         "ON %s::boolean OR (%s::boolean AND COALESCE(s.tracking_id, '') = '') "
         "OR s.tracking_id = e.resource_id "
-        "RETURNING event_id, status = %s AS due"
+        "RETURNING event_id, subscription_id, status = %s AS due"
     )
     active = Subscription.Status.ACTIVE
     params = [

@@ -26,6 +26,7 @@ from events.selectors import (
     routing_condition,
 )
 from subscriptions.models import Client, Subscription
+from subscriptions.services import end_tracking_sql, end_tracking_subscriptions
 from webhooks_project import metrics, prepared
 from webhooks_project.lookups import LookupCache
 
@@ -287,6 +288,7 @@ def _write_postgresql(
         "WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id, resource_id"
     )
     ctes = [f"new_events AS ({insert_events})"]
+    inserts: list[str] = []  # the CTEs that insert deliveries
     routes = _routes(drafts)
     for group in routes:
         condition = routing_condition(
@@ -319,13 +321,26 @@ def _write_postgresql(
             lone=len(group) == 1,
             tenant_event=group[0].tenant_id is not None,
         )
-        ctes.append(f"d{len(ctes)} AS ({insert})")
+        name = f"d{len(inserts)}"
+        ctes.append(f"{name} AS ({insert})")
+        inserts.append(name)
         params += insert_params
-    if len(ctes) == 1:
+        resources = sorted({event.resource_id for event in group} - {None})
+        if resources and _is_terminal(group[0].type):
+            # Seed 003: the trackingId webhooks it reaches end now, in the
+            # same statement; their deliveries of it are still sent.
+            end, end_params = end_tracking_sql(
+                delivered_sql=f"SELECT subscription_id FROM {name}",
+                tracking_ids=resources,
+                now=group[0].created_at,
+            )
+            ctes.append(f"{name}_ends AS ({end})")
+            params += end_params
+    if not inserts:
         counted = "SELECT id, 0, 0 FROM new_events"
     else:
         deliveries = " UNION ALL ".join(
-            f"SELECT event_id, due FROM d{n}" for n in range(1, len(ctes))
+            f"SELECT event_id, due FROM {name}" for name in inserts
         )
         # Counted in SQL: a fan-out to 10,000 returns one row, not 10,000.
         counted = (
@@ -364,17 +379,30 @@ def _write_portable(
         new = [d for d in drafts if d.event.idempotency_key not in existing]
         Event.objects.bulk_create([draft.event for draft in new])
         created = {draft.event.id: CreatedDeliveries(total=0, due=0) for draft in new}
+        ended: list[UUID] = []
         for group in _routes(new):
-            created.update(
-                create_deliveries_for(
-                    events=group, subscriptions=matching_subscriptions(*group)
+            matching = matching_subscriptions(*group)
+            if _is_terminal(group[0].type):
+                resources = [event.resource_id for event in group if event.resource_id]
+                ended += matching.filter(tracking_id__in=resources).values_list(
+                    "id", flat=True
                 )
+            created.update(create_deliveries_for(events=group, subscriptions=matching))
+        if ended:  # after every route, as PostgreSQL's one statement sees them
+            end_tracking_subscriptions(
+                subscription_ids=ended, now=drafts[0].event.created_at, active_only=True
             )
     return created, existing
 
 
 def _event_type(name: str) -> EventType | None:
     return event_types.get(name, lambda: EventType.objects.filter(name=name).first())
+
+
+def _is_terminal(name: str) -> bool:
+    """Whether events of this type end the trackingId webhooks they reach."""
+    event_type = _event_type(name)
+    return event_type is not None and event_type.terminal
 
 
 def _tenant(name: str) -> Client | None:

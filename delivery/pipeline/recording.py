@@ -284,7 +284,9 @@ def _expire_terminal(
     now: datetime,
 ) -> None:
     """A delivered terminal event (e.g. DELIVERED) ends the trackingId
-    subscription that follows its resource."""
+    subscription that follows its resource. Publishing already ended the
+    active ones; this ends one that was paused then (its delivery was held)
+    once it was resumed and acknowledged the event."""
     candidates = [
         item.delivery
         for item in items

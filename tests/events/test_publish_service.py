@@ -308,3 +308,76 @@ def test_published_events_are_counted_when_they_commit_and_repeats_are_not(
             publisher=platform, type="DELIVERED", payload={}, idempotency_key="k1"
         )
     assert published() == before + 3
+
+
+# --- terminal events end trackingId webhooks as they are published (seed 003) --
+
+
+def test_a_terminal_event_ends_the_tracking_webhooks_it_reaches_when_published(
+    platform, subscribe, sql_path
+):
+    acme = ClientFactory(name="acme")
+    tracking = subscribe(acme, ["DELIVERED"], tracking_id="PKG1", created_at=earlier())
+    paused = subscribe(
+        acme, ["DELIVERED"], tracking_id="PKG1", status="paused", created_at=earlier()
+    )
+    other_parcel = subscribe(
+        acme, ["DELIVERED"], tracking_id="PKG2", created_at=earlier()
+    )
+    everything = subscribe(acme, ["DELIVERED"], created_at=earlier())
+    not_for_it = subscribe(
+        acme, ["IN_TRANSIT"], tracking_id="PKG1", created_at=earlier()
+    )
+
+    result = publish_event(
+        publisher=platform,
+        type="DELIVERED",
+        tenant="acme",
+        resource_id="PKG1",
+        payload={},
+    )
+
+    assert result.deliveries == 3
+    statuses = {
+        name: type(sub).objects.get(pk=sub.pk).status
+        for name, sub in (
+            ("tracking", tracking),
+            ("paused", paused),
+            ("other_parcel", other_parcel),
+            ("everything", everything),
+            ("not_for_it", not_for_it),
+        )
+    }
+    # A paused one keeps its held delivery; the worker ends it once it was
+    # resumed and acknowledged the event.
+    assert statuses == {
+        "tracking": "expired",
+        "paused": "paused",
+        "other_parcel": "active",
+        "everything": "active",
+        "not_for_it": "active",
+    }
+    # The ended webhook's delivery of the terminal event is still to be sent.
+    delivery = Delivery.objects.get(event=result.event, subscription=tracking)
+    assert (delivery.status, delivery.next_attempt_at) == (
+        "pending",
+        result.event.created_at,
+    )
+
+
+def test_a_non_terminal_event_ends_nothing(platform, subscribe, sql_path):
+    EventType.objects.filter(name="IN_TRANSIT").update(terminal=False)
+    tracking = subscribe(
+        "acme", ["IN_TRANSIT"], tracking_id="PKG1", created_at=earlier()
+    )
+
+    publish_event(
+        publisher=platform,
+        type="IN_TRANSIT",
+        tenant="acme",
+        resource_id="PKG1",
+        payload={},
+    )
+
+    tracking.refresh_from_db()
+    assert tracking.status == "active"
