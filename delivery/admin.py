@@ -258,10 +258,16 @@ class AttemptAdmin(_ReadOnly):
 
 @admin.register(Breaker)
 class BreakerAdmin(admin.ModelAdmin):
-    list_display = ("destination", "consecutive_failures", "open_until", "updated_at")
+    list_display = (
+        "destination",
+        "consecutive_failures",
+        "open_until",
+        "backpressure_until",
+        "updated_at",
+    )
     search_fields = ("destination",)
     readonly_fields = ("destination", "updated_at")
-    fields = ("destination", "consecutive_failures", "open_until", "updated_at")
+    fields = list_display
     actions = ["close_breakers"]
 
     @admin.action(description="Close (forget failures)")

@@ -150,6 +150,9 @@ class Breaker(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     # While in the future, attempts to this destination are skipped.
     open_until = models.DateTimeField(null=True, blank=True)
+    # The destination answered 429/503 with Retry-After: until then its due
+    # deliveries are postponed without a request (policy/breaker.py).
+    backpressure_until = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -599,8 +599,12 @@ def _check_retriable(delivery: Delivery) -> None:
 
 
 def close_breakers(*, destinations: Iterable[str]) -> int:
-    """Forget the failures of these destinations (an operator's decision after
-    fixing an endpoint); returns how many breakers were closed."""
+    """Forget the failures of these destinations, and any Retry-After they
+    asked for (an operator's decision after fixing an endpoint); returns how
+    many breakers were closed."""
     return Breaker.objects.filter(destination__in=list(destinations)).update(
-        consecutive_failures=0, open_until=None, updated_at=timezone.now()
+        consecutive_failures=0,
+        open_until=None,
+        backpressure_until=None,
+        updated_at=timezone.now(),
     )

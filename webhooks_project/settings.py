@@ -270,6 +270,11 @@ WEBHOOK_RETRY_JITTER = conf.read(E, "WEBHOOK_RETRY_JITTER", "10%", conf.parse_fr
 WEBHOOK_RETRY_AFTER_MAX = conf.read(
     E, "WEBHOOK_RETRY_AFTER_MAX", "1h", conf.parse_duration
 )
+# The longest a destination's 429/503 Retry-After postpones every delivery to
+# it (all tenants' webhooks); 0s turns destination-wide backpressure off.
+WEBHOOK_BACKPRESSURE_MAX = conf.read(
+    E, "WEBHOOK_BACKPRESSURE_MAX", "5m", conf.parse_duration
+)
 WEBHOOK_CONFLICT_RETRY_INTERVAL = conf.read(
     E, "WEBHOOK_CONFLICT_RETRY_INTERVAL", "1m", conf.parse_duration
 )

@@ -30,6 +30,9 @@ class Dashboard:
     paused: list[Subscription]
     open_breakers_count: int
     open_breakers: list[Breaker]
+    # Destinations that asked (429/503 Retry-After) for no requests until later.
+    backpressured_count: int
+    backpressured: list[Breaker]
 
     @property
     def attempts(self) -> int:
@@ -42,8 +45,8 @@ class Dashboard:
 
 def dashboard_figures(*, now: datetime) -> Dashboard:
     """What the service is doing at `now`: attempts per outcome over the last
-    hour, the due backlog, held deliveries, paused (or disabled) webhooks and
-    open breakers.
+    hour, the due backlog, held deliveries, paused (or disabled) webhooks, open
+    breakers and destinations under backpressure (Retry-After).
 
     Each figure is one query served by an index (noted at each), so the page
     stays fast with millions of rows.
@@ -66,6 +69,9 @@ def dashboard_figures(*, now: datetime) -> Dashboard:
     paused = Subscription.objects.filter(status__in=Subscription.HOLDING)
     # One row per destination: a small table, read whole.
     open_breakers = Breaker.objects.filter(open_until__gt=now).order_by("open_until")
+    backpressured = Breaker.objects.filter(backpressure_until__gt=now).order_by(
+        "-backpressure_until"
+    )
     return Dashboard(
         now=now,
         outcomes=outcomes,
@@ -81,6 +87,8 @@ def dashboard_figures(*, now: datetime) -> Dashboard:
         ),
         open_breakers_count=open_breakers.count(),
         open_breakers=list(open_breakers[:LISTED]),
+        backpressured_count=backpressured.count(),
+        backpressured=list(backpressured[:LISTED]),
     )
 
 

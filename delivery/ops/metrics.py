@@ -8,8 +8,9 @@ Two kinds of figures:
 - gauges read from the database at scrape time, because the database sees
   every process's work: the due backlog (the `delivery_due` index, counted up
   to BACKLOG_CAP), in-flight claims (`delivery_due`, between now and now +
-  the lease), subscriptions by status (`subscription_status_expiry`) and
-  circuit breakers (one row per destination).
+  the lease), subscriptions by status (`subscription_status_expiry`),
+  circuit breakers and destinations under backpressure (one row per
+  destination).
 
 Access: `Authorization: Bearer <WEBHOOK_METRICS_TOKEN>`, or a client address
 in WEBHOOK_METRICS_ALLOW_CIDRS (empty by default). With DEBUG off nothing
@@ -68,7 +69,7 @@ class DeliveryCollector:
             value=in_flight,
         )
         yield _subscriptions()
-        yield _breakers(now=now)
+        yield from _breakers(now=now)
 
 
 def _subscriptions() -> GaugeMetricFamily:
@@ -86,10 +87,11 @@ def _subscriptions() -> GaugeMetricFamily:
     return family
 
 
-def _breakers(*, now: datetime) -> GaugeMetricFamily:
+def _breakers(*, now: datetime) -> Iterator[GaugeMetricFamily]:
     counts = Breaker.objects.aggregate(
         open=Count("id", filter=Q(open_until__gt=now)),
         half_open=Count("id", filter=Q(open_until__lte=now)),
+        backpressured=Count("id", filter=Q(backpressure_until__gt=now)),
     )
     family = GaugeMetricFamily(
         "webhook_circuit_breakers",
@@ -99,7 +101,13 @@ def _breakers(*, now: datetime) -> GaugeMetricFamily:
     )
     for state in ("open", "half_open"):
         family.add_metric([state], counts[state])
-    return family
+    yield family
+    yield GaugeMetricFamily(
+        "webhook_destinations_backpressured",
+        "Destinations that answered 429/503 with Retry-After: their deliveries "
+        "are postponed without a request until then.",
+        value=counts["backpressured"],
+    )
 
 
 registry = metrics.scrape_registry(DeliveryCollector())

@@ -22,7 +22,7 @@ from django.utils import timezone
 from delivery.models import Delivery
 from delivery.pipeline import outbound, wakeups
 from delivery.pipeline.claiming import claim_due
-from delivery.pipeline.items import Item, Sent, Settled, Skipped
+from delivery.pipeline.items import Item, Postponed, Sent, Settled, Skipped
 from delivery.pipeline.recording import record
 from delivery.policy import breaker
 from delivery.sender import http
@@ -110,7 +110,7 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
         futures[future] = (delivery, destination)
     _record(early, states, terminal, lease_ends)
     _drain(futures, states, terminal, lease_ends)
-    skipped = sum(isinstance(item, Skipped) for item in early)
+    skipped = sum(isinstance(item, (Skipped, Postponed)) for item in early)
     return BatchReport(len(claimed), len(to_send), skipped, len(early) - skipped)
 
 
@@ -141,6 +141,10 @@ def _triage(
         return Settled(delivery, Delivery.Status.HELD)
     destination = breaker.destination_of(subscription.url)
     state = states[destination]
+    if state.waits(now):
+        until = state.backpressure_until
+        reason = f"{destination} asked to wait (Retry-After) until {until.isoformat()}"
+        return Postponed(delivery, until, reason)
     if state.is_open(now):
         return Skipped(delivery, now, state.open_until, destination)
     if state.wants_probe(now):

@@ -30,6 +30,16 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Postponed:
+    """Not sent now and no attempt recorded: the destination asked everyone to
+    wait (Retry-After), or a rate limit has no room yet. Due again at `until`."""
+
+    delivery: Delivery
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
 class Settled:
     """Decided at claim time without an attempt (held, cancelled, expired), or
     `pending` again now: released unsent (its lease would have run out)."""
@@ -38,7 +48,7 @@ class Settled:
     status: Status
 
 
-Item = Sent | Skipped | Settled
+Item = Sent | Skipped | Postponed | Settled
 
 
 def describe(result: SendResult) -> str:

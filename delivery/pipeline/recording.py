@@ -7,7 +7,8 @@ A flush writes, for a group of claimed deliveries:
 - each subscription's failure counter once (pausing it, and holding its
   pending deliveries, at WEBHOOK_PAUSE_AFTER_FAILURES; disabling it on a
   410 Gone);
-- each destination's circuit breaker once;
+- each destination's circuit breaker once, and its backpressure when it
+  answered 429/503 with Retry-After;
 - and, after commit, countdown wake-ups for retries due within
   WEBHOOK_COUNTDOWN_MAX (later ones are left to dispatch_due).
 """
@@ -25,9 +26,21 @@ from django.utils import timezone
 
 from delivery.models import Attempt, Delivery
 from delivery.pipeline import attempt_log, counting, health, wakeups
-from delivery.pipeline.items import Item, Sent, Settled, Skipped, describe
+from delivery.pipeline.items import (
+    Item,
+    Postponed,
+    Sent,
+    Settled,
+    Skipped,
+    describe,
+)
 from delivery.policy import breaker
-from delivery.policy.classification import Verdict, classify, destination_health
+from delivery.policy.classification import (
+    Verdict,
+    asked_wait,
+    classify,
+    destination_health,
+)
 from subscriptions import services as subscription_services
 from subscriptions.models import Subscription
 
@@ -80,6 +93,7 @@ def record(
         health.count_failures(items, verdicts, kept, now=now)
         _expire_terminal(items, verdicts, kept, terminal_types, now=now)
         _write_breakers(items, verdicts, breakers, now=now)
+        _write_backpressure(items, now=now)
         countdowns = _countdowns(rows, kept, now=now)
         if countdowns:
             transaction.on_commit(lambda: wakeups.send_wakeups(countdowns=countdowns))
@@ -97,7 +111,7 @@ def _subscription_statuses(
         if item.delivery.subscription_id is not None
         and item.delivery.kind == Delivery.Kind.EVENT
         and (
-            isinstance(item, Skipped)
+            isinstance(item, (Skipped, Postponed))
             or (isinstance(item, Sent) and verdicts[item.delivery.id].retry_in)
         )
     }
@@ -136,6 +150,12 @@ def _row_update(
     if isinstance(item, Settled):
         due = now if item.status == Status.PENDING else None
         return RowUpdate(status=item.status, next_attempt_at=due, **base)
+    if isinstance(item, Postponed):  # no attempt: attempts_count stays
+        status = Status.PENDING if item.until <= delivery.expires_at else Status.EXPIRED
+        status = _unless_paused(status, delivery, live)
+        base["last_error"] = item.reason
+        due = item.until if status == Status.PENDING else None
+        return RowUpdate(status=status, next_attempt_at=due, **base)
     base["attempts_count"] += 1
     if isinstance(item, Skipped):
         status = Status.PENDING if item.until <= delivery.expires_at else Status.EXPIRED
@@ -333,6 +353,22 @@ def _write_breakers(
     for dest, tally in tallies.items():
         if tally.is_news:
             known[dest] = breaker.apply(known.get(dest, breaker.CLOSED), tally, now=now)
+
+
+def _write_backpressure(items: Sequence[Item], *, now: datetime) -> None:
+    """A 429 or 503 with Retry-After postpones every delivery due to its
+    destination (any tenant's) until then, capped by WEBHOOK_BACKPRESSURE_MAX
+    (0 turns this off)."""
+    cap = settings.WEBHOOK_BACKPRESSURE_MAX
+    waits: dict[str, datetime] = {}
+    for item in items:
+        if isinstance(item, Sent) and cap:
+            asked = asked_wait(item.result, now=now)
+            if asked is not None:
+                until = now + min(asked, cap)
+                waits[item.destination] = max(until, waits.get(item.destination, until))
+    if waits:
+        breaker.record_backpressure(waits, now=now)
 
 
 def _countdowns(

@@ -17,6 +17,14 @@ host answered" and FAILURE for "the host failed".
 State is read once per batch (`load_states`) and written once per
 destination per flush (`record_outcomes`), with arithmetic done in SQL so
 concurrent workers do not lose each other's counts.
+
+The same row carries the destination's backpressure: a 429 or 503 with a
+`Retry-After` (classification.asked_wait) sets `backpressure_until`, at most
+WEBHOOK_BACKPRESSURE_MAX ahead (`record_backpressure`), and every delivery
+due to the destination meanwhile is postponed to it without a request, an
+attempt or a failure. Kept here rather than in Redis: it is read by the same
+per-batch query as the breaker (no extra round trip on the send path), all
+workers see it, and it survives a Redis restart.
 """
 
 from collections.abc import Iterable
@@ -50,6 +58,11 @@ def destination_of(url: str) -> str:
 class BreakerState:
     consecutive_failures: int = 0
     open_until: datetime | None = None
+    backpressure_until: datetime | None = None
+
+    def waits(self, now: datetime) -> bool:
+        """The destination asked for no requests until backpressure_until."""
+        return self.backpressure_until is not None and self.backpressure_until > now
 
     def is_open(self, now: datetime) -> bool:
         """Requests to the destination are postponed until open_until."""
@@ -108,7 +121,7 @@ def apply(
         open_until = state.open_until
     if tally.failures and failures >= threshold:
         open_until = now + cooldown
-    return BreakerState(failures, open_until)
+    return BreakerState(failures, open_until, state.backpressure_until)
 
 
 def load_states(destinations: Iterable[str]) -> dict[str, BreakerState]:
@@ -116,11 +129,28 @@ def load_states(destinations: Iterable[str]) -> dict[str, BreakerState]:
     wanted = set(destinations)
     states = dict.fromkeys(wanted, CLOSED)
     rows = Breaker.objects.filter(destination__in=wanted).values_list(
-        "destination", "consecutive_failures", "open_until"
+        "destination", "consecutive_failures", "open_until", "backpressure_until"
     )
-    for destination, failures, open_until in rows:
-        states[destination] = BreakerState(failures, open_until)
+    for destination, failures, open_until, backpressure_until in rows:
+        states[destination] = BreakerState(failures, open_until, backpressure_until)
     return states
+
+
+def record_backpressure(waits: dict[str, datetime], *, now: datetime) -> None:
+    """Postpone each destination's deliveries until its time (one upsert each);
+    a later time already recorded (another worker's answer) is kept."""
+    table = connection.ops.quote_name(Breaker._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (destination, consecutive_failures, open_until, "
+        "backpressure_until, updated_at) VALUES (%s, 0, NULL, %s, %s) "
+        "ON CONFLICT (destination) DO UPDATE SET backpressure_until = CASE "
+        f"WHEN {table}.backpressure_until > EXCLUDED.backpressure_until "
+        f"THEN {table}.backpressure_until ELSE EXCLUDED.backpressure_until END, "
+        "updated_at = EXCLUDED.updated_at"
+    )
+    with connection.cursor() as cursor:
+        for destination in sorted(waits):
+            cursor.execute(sql, [destination, _dt(waits[destination]), _dt(now)])
 
 
 def claim_probe(destination: str, *, now: datetime) -> datetime | None:

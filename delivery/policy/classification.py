@@ -110,6 +110,15 @@ def parse_retry_after(value: str | None, *, now: datetime) -> timedelta | None:
     return max(when - now, timedelta(0))
 
 
+def asked_wait(result: SendResult, *, now: datetime) -> timedelta | None:
+    """A 429 or 503 with a readable, non-zero `Retry-After`: how long the
+    destination asked everyone to wait (for backpressure: breaker.py)."""
+    if result.status_code not in (429, 503):
+        return None
+    wait = parse_retry_after(result.retry_after, now=now)
+    return wait if wait else None
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The decision for one attempt."""

@@ -4,7 +4,12 @@ from email.utils import format_datetime
 import pytest
 
 from delivery.policy import classification
-from delivery.policy.classification import classify, outcome_for, parse_retry_after
+from delivery.policy.classification import (
+    asked_wait,
+    classify,
+    outcome_for,
+    parse_retry_after,
+)
 from delivery.sender.types import SendResult
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -217,3 +222,21 @@ def test_the_rules_cover_every_outcome_a_response_can_have():
 )
 def test_the_breaker_reads_answers_as_the_destinations_health(result, up):
     assert classification.destination_health(result) is up
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait"),
+    [
+        (429, "5", timedelta(seconds=5)),
+        (503, "Sun, 22 Nov 2026 10:01:00 GMT", timedelta(minutes=1)),
+        (503, "0", None),
+        (429, None, None),
+        (429, "soon", None),
+        (500, "5", None),
+        (200, "5", None),
+    ],
+)
+def test_asked_wait_is_a_429_or_503_retry_after(status, retry_after, wait):
+    now = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    result = SendResult(status, 1, retry_after=retry_after)
+    assert asked_wait(result, now=now) == wait
