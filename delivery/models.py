@@ -135,7 +135,7 @@ class Attempt(models.Model):
         indexes = [
             # A delivery's attempts in order (delivery detail).
             models.Index(fields=["delivery", "number"], name="attempt_delivery_number"),
-            # Pruning attempts older than WEBHOOK_RETENTION_DAYS.
+            # Pruning attempts older than WEBHOOK_RETENTION (delivery/retention.py).
             models.Index(fields=["at"], name="attempt_at"),
         ]
 

@@ -8,7 +8,6 @@ delivery/pipeline/ (claiming, engine, recording), its rules in
 delivery/policy/ and the code that makes requests in delivery/sender/.
 """
 
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from delivery.models import Attempt, Breaker, Delivery
+from delivery.models import Breaker, Delivery
 from delivery.pipeline import counting, wakeups
 from events.models import Event
 from events.selectors import reaches
@@ -334,74 +333,6 @@ def expire_overdue_deliveries() -> int:
     )
     counting.count_finished({Delivery.Status.EXPIRED: expired})
     return expired
-
-
-def prune_old_attempts(
-    *, older_than: timedelta | None = None, max_chunks: int | None = SWEEP_MAX_CHUNKS
-) -> int:
-    """Delete attempts older than `older_than` (default WEBHOOK_RETENTION_DAYS)
-    in chunks of SWEEP_CHUNK, at most `max_chunks` of them (None: until none
-    is left); returns how many. Idempotent."""
-    cutoff = timezone.now() - _retention(older_than)
-    old = Attempt.objects.filter(at__lt=cutoff)
-    deleted = 0
-    for _ in _chunk_budget(max_chunks):
-        ids = list(old.values_list("id", flat=True)[:SWEEP_CHUNK])
-        if not ids:
-            break
-        deleted += Attempt.objects.filter(id__in=ids).delete()[0]
-        if len(ids) < SWEEP_CHUNK:
-            break
-    return deleted
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    deliveries: int
-    attempts: int
-
-
-def prune_finished_deliveries(
-    *, older_than: timedelta | None = None, max_chunks: int | None = SWEEP_MAX_CHUNKS
-) -> PruneResult:
-    """Delete finished deliveries (succeeded, failed, expired, cancelled) last
-    changed more than `older_than` ago (default WEBHOOK_RETENTION_DAYS) with
-    all their attempts, then every other attempt older than that
-    (prune_old_attempts). Works in chunks of SWEEP_CHUNK deliveries, each in
-    its own transaction, at most `max_chunks` of them per kind of row (None:
-    until none is left). Returns how many rows of each were deleted.
-    Idempotent; a delivery retried meanwhile is no longer finished and stays.
-    """
-    cutoff = timezone.now() - _retention(older_than)
-    old = Delivery.objects.filter(status__in=Delivery.FINISHED, updated_at__lt=cutoff)
-    deliveries = attempts = 0
-    for _ in _chunk_budget(max_chunks):
-        with transaction.atomic():
-            # Locked, so retry_delivery (select_for_update) cannot revive a
-            # row between choosing it and deleting it; busy rows wait a turn.
-            ids = list(
-                old.order_by()
-                .select_for_update(skip_locked=True)
-                .values_list("id", flat=True)[:SWEEP_CHUNK]
-            )
-            if not ids:
-                break
-            attempts += Attempt.objects.filter(delivery_id__in=ids).delete()[0]
-            deliveries += Delivery.objects.filter(id__in=ids).delete()[0]
-        if len(ids) < SWEEP_CHUNK:
-            break
-    attempts += prune_old_attempts(older_than=older_than, max_chunks=max_chunks)
-    return PruneResult(deliveries=deliveries, attempts=attempts)
-
-
-def _retention(older_than: timedelta | None) -> timedelta:
-    if older_than is None:
-        return timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
-    return older_than
-
-
-def _chunk_budget(max_chunks: int | None) -> Iterable[int]:
-    return itertools.count() if max_chunks is None else range(max_chunks)
 
 
 def _in_chunks(rows: QuerySet[Delivery], **changes: object) -> int:

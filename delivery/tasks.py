@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from delivery import services
+from delivery import retention, services
 from delivery.pipeline import engine, wakeups
 from subscriptions import services as subscription_services
 
@@ -28,6 +28,8 @@ def expire_deliveries() -> None:
 
 
 @shared_task(ignore_result=True)
-def prune_attempts() -> None:
-    """Beat: attempts older than WEBHOOK_RETENTION_DAYS are deleted."""
-    services.prune_old_attempts()
+def prune_old_rows() -> None:
+    """Beat, every WEBHOOK_PRUNE_INTERVAL: events, deliveries and attempts
+    older than WEBHOOK_RETENTION are deleted, for at most half the interval
+    (what is left waits for the next run)."""
+    retention.prune(time_budget=settings.WEBHOOK_PRUNE_INTERVAL / 2)

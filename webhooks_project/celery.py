@@ -63,8 +63,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "delivery.tasks.expire_deliveries",
             settings.WEBHOOK_EXPIRE_INTERVAL.total_seconds(),
         ),
-        "prune-attempts": every(
-            "delivery.tasks.prune_attempts",
+        "prune-old-rows": every(
+            "delivery.tasks.prune_old_rows",
             settings.WEBHOOK_PRUNE_INTERVAL.total_seconds(),
         ),
     }

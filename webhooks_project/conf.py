@@ -34,6 +34,14 @@ def parse_duration(text: str) -> timedelta:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def parse_positive_duration(text: str) -> timedelta:
+    """A duration longer than 0."""
+    duration = parse_duration(text)
+    if duration <= timedelta(0):
+        raise ValueError(f"{text!r} must be longer than 0")
+    return duration
+
+
 def parse_schedule(text: str) -> tuple[timedelta, ...]:
     """A comma list of durations; the last one repeats. At least one entry."""
     delays = tuple(parse_duration(part) for part in text.split(",") if part.strip())

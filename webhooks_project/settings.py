@@ -311,10 +311,15 @@ WEBHOOK_BREAKER_THRESHOLD = conf.read(
 WEBHOOK_BREAKER_COOLDOWN = conf.read(
     E, "WEBHOOK_BREAKER_COOLDOWN", "30s", conf.parse_duration
 )
-WEBHOOK_RETENTION_DAYS = conf.read(
-    E, "WEBHOOK_RETENTION_DAYS", "30", conf.parse_positive_int
+# Events, their deliveries and attempts older than this are pruned (beat).
+# WEBHOOK_RETENTION_DAYS (a number of days) is its older spelling.
+WEBHOOK_RETENTION = conf.read(
+    E,
+    "WEBHOOK_RETENTION",
+    f"{E.get('WEBHOOK_RETENTION_DAYS', '30')}d",
+    conf.parse_positive_duration,
 )
-# How often beat expires deliveries/subscriptions and prunes old attempts.
+# How often beat expires deliveries/subscriptions and prunes old rows.
 WEBHOOK_EXPIRE_INTERVAL = conf.read(
     E, "WEBHOOK_EXPIRE_INTERVAL", "5s", conf.parse_duration
 )

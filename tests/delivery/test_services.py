@@ -8,7 +8,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from delivery import services
-from delivery.models import Attempt, Delivery
+from delivery.models import Delivery
 from subscriptions.models import Subscription, SubscriptionFilter
 from tests.support.factories import ClientFactory
 from tests.support.rows import make_delivery, make_event, reload
@@ -142,21 +142,6 @@ class TestSweeps:
         assert reload(lease_ran_out).status == "expired"
         assert reload(in_flight).status == "pending"
         assert reload(fresh).status == "pending"
-
-    def test_old_attempts_are_pruned(self, subscribe, settings, monkeypatch):
-        settings.WEBHOOK_RETENTION_DAYS = 30
-        monkeypatch.setattr(services, "SWEEP_CHUNK", 3)
-        delivery = make_delivery(subscribe("http://a.example/hooks"))
-        now = timezone.now()
-        for n in range(7):
-            Attempt.objects.create(
-                delivery=delivery, number=n, at=now - timedelta(days=31), outcome="ack"
-            )
-        recent = Attempt.objects.create(
-            delivery=delivery, number=9, at=now - timedelta(days=29), outcome="ack"
-        )
-        assert services.prune_old_attempts() == 7
-        assert list(Attempt.objects.all()) == [recent]
 
 
 class TestTestDelivery:

@@ -1,50 +1,42 @@
-"""`python manage.py prune_deliveries [--older-than 30d]`: delete finished
-deliveries, and attempts, past the retention."""
+"""`python manage.py prune_deliveries [--older-than 30d]`: delete events,
+their finished deliveries and attempts past the retention, now (beat does the
+same every WEBHOOK_PRUNE_INTERVAL: delivery/retention.py)."""
 
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from delivery import services
+from delivery import retention
 from webhooks_project import conf
 
 
 class Command(BaseCommand):
     help = (
-        "Delete finished deliveries (succeeded, failed, expired, cancelled) last "
-        "changed before the retention, with their attempts, and older attempts."
+        "Delete finished deliveries (succeeded, failed, expired, cancelled) of "
+        "events older than the retention with their attempts, the events left "
+        "without deliveries, and older attempts."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
             default=None,
-            help="a duration such as 30d or 12h (default WEBHOOK_RETENTION_DAYS)",
+            help="a duration such as 30d or 12h (default WEBHOOK_RETENTION)",
         )
 
     def handle(self, *args: Any, older_than: str | None, **_: Any) -> None:
-        retention = (
-            timedelta(days=settings.WEBHOOK_RETENTION_DAYS)
-            if older_than is None
-            else _parse_retention(older_than)
-        )
-        # An operator running this wants everything gone, not one beat's share.
-        result = services.prune_finished_deliveries(
-            older_than=retention, max_chunks=None
-        )
+        retention_period = None if older_than is None else _parse(older_than)
+        # An operator running this wants everything gone: no time budget.
+        result = retention.prune(older_than=retention_period)
         self.stdout.write(
-            f"Deleted {result.deliveries} deliveries and {result.attempts} attempts "
-            f"older than {retention}."
+            f"Deleted {result.events} events, {result.deliveries} deliveries and "
+            f"{result.attempts} attempts in {result.seconds:.1f} s."
         )
 
 
-def _parse_retention(text: str) -> timedelta:
+def _parse(text: str) -> timedelta:
     try:
-        retention = conf.parse_duration(text)
+        return conf.parse_positive_duration(text)
     except ValueError as exc:
         raise CommandError(f"--older-than: {exc}") from None
-    if retention <= timedelta(0):
-        raise CommandError("--older-than must be longer than 0")
-    return retention
