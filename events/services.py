@@ -2,7 +2,7 @@
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -66,6 +66,10 @@ class EventTooLarge(PublishError):
     """The payload is over WEBHOOK_MAX_PAYLOAD_BYTES (the API's 413)."""
 
 
+class TenantNotAllowed(PublishError):
+    """The publish key is bound to other tenants (the API's 403)."""
+
+
 @dataclass(frozen=True)
 class PublishResult:
     event: Event
@@ -76,7 +80,9 @@ class PublishResult:
     due: int = 0
 
 
-def publish_event(*, publisher: Client, **fields: Any) -> PublishResult:
+def publish_event(
+    *, publisher: Client, tenants: Collection[int] | None = None, **fields: Any
+) -> PublishResult:
     """Publish an event: insert it and one delivery per matching subscription.
 
     `fields` are those of one event: type, payload, and optionally subtype,
@@ -90,16 +96,24 @@ def publish_event(*, publisher: Client, **fields: Any) -> PublishResult:
     published under that key, nothing is written and the existing event is
     returned with created=False, also when two calls race.
 
+    `tenants`: the ids of the tenants the API key is bound to (None: any,
+    ApiKey.bound_tenant_ids); a bound key publishes only their tenant events.
+
     Raises InvalidEvent (unknown or reserved type, subtype not in the type's
     catalogue entry, unknown tenant, a payload that is not a JSON object, a
-    field over its length) or EventTooLarge (payload over
-    WEBHOOK_MAX_PAYLOAD_BYTES once serialised).
+    field over its length), EventTooLarge (payload over
+    WEBHOOK_MAX_PAYLOAD_BYTES once serialised) or TenantNotAllowed (a public
+    event, or another tenant's, from a key bound to `tenants`; also when its
+    idempotency key was used before).
     """
-    return publish_events(publisher=publisher, events=[fields])[0]
+    return publish_events(publisher=publisher, events=[fields], tenants=tenants)[0]
 
 
 def publish_events(
-    *, publisher: Client, events: Sequence[dict[str, Any]]
+    *,
+    publisher: Client,
+    events: Sequence[dict[str, Any]],
+    tenants: Collection[int] | None = None,
 ) -> list[PublishResult]:
     """Publish several events in one transaction, all or none; one result each,
     in order. Each event is published as by publish_event (same fields, same
@@ -116,7 +130,7 @@ def publish_events(
     A PublishError names the failing event in `index`; nothing is written then.
     """
     for attempt in range(2):
-        drafts = _drafts(publisher, events)
+        drafts = _drafts(publisher, events, tenants)
         new = [draft for draft in drafts if isinstance(draft, _Draft)]
         try:
             created, existing = _write(publisher, new)
@@ -186,7 +200,9 @@ def _indexed(index: int, check: Callable[..., Any], *args: Any, **kwargs: Any):
 
 
 def _drafts(
-    publisher: Client, events: Sequence[dict[str, Any]]
+    publisher: Client,
+    events: Sequence[dict[str, Any]],
+    tenants: Collection[int] | None,
 ) -> list["_Draft | _Known | int"]:
     """One _Draft per event, or the index of the earlier event of the batch
     with the same idempotency key, or (_Known) the event already published
@@ -204,7 +220,13 @@ def _drafts(
             drafts.append(first_of[key])
             continue
         try:
-            drafts.append(_indexed(index, _new_event, publisher, now=now, **fields))
+            drafts.append(
+                _indexed(
+                    index, _new_event, publisher, now=now, allowed=tenants, **fields
+                )
+            )
+        except TenantNotAllowed:
+            raise  # not even a repeat: the key may not name that tenant
         except PublishError:
             # A repeat is a repeat whatever its body (the publisher retrying
             # with other fields): only a key never used makes the error stand.
@@ -413,6 +435,7 @@ def _new_event(
     publisher: Client,
     *,
     now: datetime,
+    allowed: Collection[int] | None,
     type: str,
     payload: dict[str, Any],
     subtype: str | None = None,
@@ -441,6 +464,16 @@ def _new_event(
         tenant_client = _tenant(tenant)
         if tenant_client is None:
             raise InvalidEvent("tenant", f"no tenant named {tenant!r}")
+    if allowed is not None:
+        # docs/security.md, "Publish keys and tenants".
+        if tenant_client is None:
+            raise TenantNotAllowed(
+                "tenant", "this publish key is bound to tenants: name one of them"
+            )
+        if tenant_client.pk not in allowed:
+            raise TenantNotAllowed(
+                "tenant", f"this publish key may not publish into tenant {tenant!r}"
+            )
     event = Event(
         id=uuid4(),
         publisher=publisher,

@@ -35,7 +35,9 @@ def _error(description: str) -> OpenApiResponse:
 _UNAUTHORIZED = _error("Missing or unknown API key.")
 _NOT_FOUND = _error("Not found, or not yours.")
 _THROTTLED = _error("Too many requests from this key; see Retry-After.")
-_NO_PUBLISH_SCOPE = _error("The key lacks the `publish` scope.")
+_NO_PUBLISH_SCOPE = _error(
+    "The key lacks the `publish` scope, or is bound to other tenants than `tenant`."
+)
 _NOT_JSON = _error("The body is not application/json.")
 
 
@@ -225,11 +227,17 @@ def _publish(
         for data in events
     ]
     try:
-        return services.publish_events(publisher=request.user, events=fields)
+        return services.publish_events(
+            publisher=request.user,
+            events=fields,
+            tenants=request.auth.bound_tenant_ids(),
+        )
     except services.PublishError as exc:
         path = f"events.{exc.index}.{exc.field}" if batch else exc.field
         if isinstance(exc, services.EventTooLarge):
             raise PayloadTooLarge(f"{path}: {exc.message}")
+        if isinstance(exc, services.TenantNotAllowed):
+            raise exceptions.PermissionDenied(f"{path}: {exc.message}")
         raise exceptions.ValidationError({path: [exc.message]})
 
 

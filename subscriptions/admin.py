@@ -49,7 +49,15 @@ class ApiKeyCreationForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("client", "name", "scopes")
+        fields = ("client", "name", "scopes", "tenants")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("tenants") and ApiKey.Scope.PUBLISH not in cleaned.get(
+            "scopes", []
+        ):
+            self.add_error("tenants", "Only a key with the publish scope is bound.")
+        return cleaned
 
 
 @admin.register(ApiKey)
@@ -67,12 +75,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ("prefix", "name", "client__name")
     list_select_related = ("client",)
     actions = ["revoke"]
+    # Searched by name (ClientAdmin.search_fields): a select of every client
+    # would not render.
+    autocomplete_fields = ("tenants",)
     # key_hash is never in any form or page.
     fields = (
         "client",
         "name",
         "prefix",
         "scopes",
+        "tenants",
         "created_at",
         "last_used_at",
         "revoked_at",
@@ -94,7 +106,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     ) -> Any:
         if obj is None:
             return ()
-        return tuple(f for f in self.fields if f != "name")
+        return tuple(f for f in self.fields if f not in ("name", "tenants"))
 
     @admin.display(description="scopes")
     def scope_list(self, obj: ApiKey) -> str:
@@ -110,6 +122,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             client_name=obj.client.name,
             scopes=form.cleaned_data["scopes"],
             name=obj.name,
+            tenants=[tenant.name for tenant in form.cleaned_data["tenants"]],
         )
         obj.pk = api_key.pk
         obj.refresh_from_db()

@@ -22,9 +22,10 @@ live_keys: LookupCache[ApiKey] = LookupCache("api keys")
 
 
 def forget_keys(**kwargs: object) -> None:
-    """A receiver of post_save/post_delete of ApiKey and Client (connected in
-    SubscriptionsConfig.ready): a key or client changed in this process is
-    read afresh on the next request."""
+    """A receiver of post_save/post_delete of ApiKey and Client, and of
+    m2m_changed of a key's tenants (connected in SubscriptionsConfig.ready):
+    a key, its tenants or a client changed in this process is read afresh on
+    the next request."""
     live_keys.clear()
 
 
@@ -33,8 +34,11 @@ def hash_key(key: str) -> str:
 
 
 def _live_key(key_hash: str) -> ApiKey | None:
+    # With its bound tenants (ApiKey.bound_tenant_ids), read with it and
+    # cached with it: publishing asks them of every request.
     return (
         ApiKey.objects.select_related("client")
+        .prefetch_related("tenants")
         .filter(key_hash=key_hash, revoked_at__isnull=True)
         .first()
     )

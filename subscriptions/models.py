@@ -42,6 +42,14 @@ class ApiKey(models.Model):
     # Looked up on every request: unique index.
     key_hash = models.CharField(max_length=64, unique=True)
     scopes = models.JSONField(default=list)
+    # A publish key bound to these tenants publishes only their tenant events
+    # (docs/security.md, "Publish keys and tenants"); none: any tenant.
+    tenants = models.ManyToManyField(
+        Client,
+        blank=True,
+        related_name="bound_publish_keys",
+        help_text="Publishing: only tenant events of these tenants. Empty: any.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -56,6 +64,11 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def bound_tenant_ids(self) -> frozenset[int] | None:
+        """The ids of the tenants this key may publish into; None: any. (The
+        authentication's cached key has them prefetched: no query.)"""
+        return frozenset(tenant.pk for tenant in self.tenants.all()) or None
 
 
 class Subscription(models.Model):

@@ -32,17 +32,30 @@ CAPILLARY_DELIVERY_TTL = timedelta(days=7)
 
 @transaction.atomic
 def create_api_key(
-    *, client_name: str, scopes: Iterable[str], name: str = ""
+    *,
+    client_name: str,
+    scopes: Iterable[str],
+    name: str = "",
+    tenants: Iterable[str] = (),
 ) -> tuple[ApiKey, str]:
-    """Create a key for the client (creating the client if needed).
+    """Create a key for the client (creating the client if needed), bound to
+    the named `tenants` if any: a publish key that may publish only their
+    tenant events (none: any tenant).
 
     Returns the ApiKey row and the plaintext key, which is not stored and
-    cannot be shown again. Raises ValueError for an unknown scope.
+    cannot be shown again. Raises ValueError for an unknown scope, an
+    unknown tenant, or tenants for a key without the publish scope.
     """
     scopes = sorted(set(scopes))
     unknown = set(scopes) - set(ApiKey.Scope.values)
     if unknown or not scopes:
         raise ValueError(f"scopes must be among {ApiKey.Scope.values}, got {scopes}")
+    tenant_names = set(tenants)
+    bound = list(Client.objects.filter(name__in=tenant_names))
+    if missing := tenant_names - {tenant.name for tenant in bound}:
+        raise ValueError(f"no tenant named {', '.join(sorted(missing))}")
+    if bound and ApiKey.Scope.PUBLISH not in scopes:
+        raise ValueError("only a key with the publish scope is bound to tenants")
     client, _ = Client.objects.get_or_create(name=client_name)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
@@ -52,6 +65,7 @@ def create_api_key(
         key_hash=hash_key(key),
         scopes=scopes,
     )
+    api_key.tenants.set(bound)
     return api_key, key
 
 

@@ -239,3 +239,38 @@ def test_only_the_name_of_an_existing_key_can_be_edited(admin_client):
 
     api_key.refresh_from_db()
     assert (api_key.name, api_key.scopes) == ("renamed", ["publish"])
+
+
+def test_an_api_key_is_bound_to_tenants_in_the_admin(admin_client):
+    carrier = Client.objects.create(name="carrier")
+    acme = Client.objects.create(name="acme")
+    globex = Client.objects.create(name="globex")
+
+    response = admin_client.post(
+        reverse("admin:subscriptions_apikey_add"),
+        {"client": carrier.pk, "scopes": ["publish"], "tenants": [acme.pk]},
+    )
+    assert response.status_code == 200
+    api_key = ApiKey.objects.get()
+    assert list(api_key.tenants.all()) == [acme]
+
+    changed = admin_client.post(
+        reverse("admin:subscriptions_apikey_change", args=[api_key.pk]),
+        {"name": "", "tenants": [acme.pk, globex.pk]},
+    )
+    assert changed.status_code == 302
+    assert set(api_key.tenants.all()) == {acme, globex}
+
+
+def test_only_a_publish_key_is_bound_to_tenants_in_the_admin(admin_client):
+    carrier = Client.objects.create(name="carrier")
+    acme = Client.objects.create(name="acme")
+
+    response = admin_client.post(
+        reverse("admin:subscriptions_apikey_add"),
+        {"client": carrier.pk, "scopes": ["subscriptions"], "tenants": [acme.pk]},
+    )
+
+    assert response.status_code == 200
+    assert b"publish scope" in response.content
+    assert not ApiKey.objects.exists()

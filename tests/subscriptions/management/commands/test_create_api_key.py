@@ -62,3 +62,43 @@ def test_a_bad_client_name_is_refused(name):
         _run("--client", name)
 
     assert not Client.objects.exists()
+
+
+def test_tenant_binds_a_publish_key_to_existing_tenants():
+    Client.objects.create(name="acme")
+    Client.objects.create(name="globex")
+
+    _, err = _run(
+        "--client",
+        "carrier",
+        "--scope",
+        "publish",
+        "--tenant",
+        "acme",
+        "--tenant",
+        "globex",
+    )
+
+    api_key = ApiKey.objects.get(client__name="carrier")
+    assert sorted(t.name for t in api_key.tenants.all()) == ["acme", "globex"]
+    assert "bound to tenants acme, globex" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ("--scope", "publish", "--tenant", "nobody"),
+            "no tenant named nobody",
+            id="unknown tenant",
+        ),
+        pytest.param(("--tenant", "acme"), "publish scope", id="not a publish key"),
+    ],
+)
+def test_a_bad_tenant_binding_is_refused_and_creates_nothing(args, message):
+    Client.objects.create(name="acme")
+
+    with pytest.raises(CommandError, match=message):
+        _run("--client", "carrier", *args)
+
+    assert not ApiKey.objects.exists()
