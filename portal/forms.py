@@ -96,7 +96,8 @@ def errors_by_field(
     errors: Mapping[str, list[str]], fields: Mapping[str, str]
 ) -> dict[str, list[str]]:
     """The API's flattened errors (path -> messages) under the form field whose
-    path they start with; the rest under "" (shown above the form)."""
+    path they start with; the rest under "" (shown above the form). A message
+    about a part of the field (`configuration.headers.0.key`) keeps its path."""
     shown: dict[str, list[str]] = {}
     for path, messages in errors.items():
         field = next(
@@ -107,3 +108,12 @@ def errors_by_field(
             for message in messages
         )
     return shown
+
+
+def error_summary(errors: Mapping[str, list[str]]) -> list[str]:
+    """Every message as the API's envelope names it: `path: message`."""
+    return [
+        message if path == "body" else f"{path}: {message}"
+        for path, messages in errors.items()
+        for message in messages
+    ]

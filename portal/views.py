@@ -96,7 +96,7 @@ def _create_form(
             "form": {k: v for k, v in request.POST.items() if k != "headers"},
             "chosen": request.POST.getlist("event_groups"),
             "errors": shown,
-            "summary": [m for messages in shown.values() for m in messages],
+            "summary": forms.error_summary(errors or {}),
         },
         status=400 if errors else 200,
     )
@@ -220,11 +220,7 @@ def _events_page(
             "events": events,
             "next_cursor": cursor,
             "filters": {k: request.GET.get(k, "") for k in forms.EVENT_FILTERS},
-            "filter_summary": [
-                f"{path}: {message}"
-                for path, messages in filter_errors.items()
-                for message in messages
-            ],
+            "filter_summary": forms.error_summary(filter_errors),
             "event_types": selectors.event_type_catalogue(),
             "event_statuses": sorted(EVENT_LIST_STATUSES),
             "webhooks": selectors.webhook_choices(client=client),
@@ -233,7 +229,7 @@ def _events_page(
             or list(WEBHOOK_REPLAY_DEFAULT_STATUSES),
             "replay_form": request.POST,
             "replay_errors": replay_shown,
-            "replay_summary": [m for ms in replay_shown.values() for m in ms],
+            "replay_summary": forms.error_summary(replay_errors or {}),
         },
         status=400 if replay_errors or filter_errors else 200,
     )

@@ -1,4 +1,5 @@
-"""Screenshots of the admin an operator works in, checked as they are taken.
+"""Screenshots of the admin an operator works in and of the customer portal,
+checked as they are taken.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/webhooks_screenshots \\
         python scripts/screenshots.py [OUT_DIR] [--fresh]
@@ -9,12 +10,16 @@ few clients, webhooks, some paused, events, deliveries with failed and
 retried attempts, an open circuit breaker) and a staff user, starts gunicorn
 with DEBUG=false on a free 127.0.0.1 port, logs in through the admin login
 form in Debian's chromium (driven by playwright) and saves PNGs of the
-subscriptions list, a delivery with its attempts and the dashboard into
-OUT_DIR (default var/screenshots/).
+subscriptions list, a delivery with its attempts and the dashboard; then
+opens a customer's portal link and saves each portal page (webhooks, on a
+desktop and a phone, a webhook with its attempts, the create form with the
+API's messages, events, event types, a reused link refused) into OUT_DIR
+(default var/screenshots/).
 
-Each page is checked: the text it must show, the admin stylesheet applied
-(the computed style of #header), and no secret anywhere in its HTML. Exits 1
-if any check fails, 2 if the app does not start.
+Each page is checked: the text it must show, the stylesheet applied (the
+computed style of the admin's #header or the portal's banner), and no
+secret anywhere in its HTML. Exits 1 if any check fails, 2 if the app does
+not start.
 """
 
 import argparse
@@ -61,6 +66,9 @@ class Sample:
     password: str
     failing_delivery_id: str
     secrets: list[str]
+    # A one-time link into globex's portal, and globex's failing webhook.
+    portal_link: str = ""
+    failing_webhook_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,11 @@ class Shot:
     name: str
     path: str
     expected: list[str]
+    # The element the stylesheet must have styled (display flex, a background).
+    styled: str = "#header"
+    viewport: tuple[int, int] = (1600, 900)
+    # The answer's status (a refused page is a 403).
+    status: int = 200
 
 
 def main() -> int:
@@ -155,6 +168,7 @@ def _seed() -> Sample:
     from delivery.models import Attempt, Breaker, Delivery
     from delivery.sender.types import OAuth2Config
     from events.services import publish_event
+    from portal.access import create_link
     from subscriptions import services
     from subscriptions.models import Subscription
 
@@ -309,11 +323,14 @@ def _seed() -> Sample:
             "open_until": now + timedelta(seconds=30),
         },
     )
+    link = create_link(client=failing.client)
     return Sample(
         username=user.username,
         password=password,
         failing_delivery_id=str(failing_delivery.pk),
         secrets=exposed + _stored_ciphertexts(),
+        portal_link=f"/portal/enter/{link.token}",
+        failing_webhook_id=str(failing.pk),
     )
 
 
@@ -327,6 +344,8 @@ def _stored_ciphertexts() -> list[str]:
         )
         stored = [value for row in cursor.fetchall() for value in row if value]
         cursor.execute("SELECT key_hash FROM subscriptions_apikey")
+        stored += [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT link_hash FROM portal_portalsession")
         stored += [row[0] for row in cursor.fetchall()]
     return stored
 
@@ -393,13 +412,14 @@ def _shoot(base_url: str, sample: Sample, out_dir: Path) -> list[str]:
                 "Dashboard",
                 "attempts in the last hour",
                 "due deliveries",
-                "paused webhooks",
+                "paused or disabled webhooks",
                 "receiver migration",
                 "https://legacy.globex.example:443",
             ],
         ),
     ]
     failures: list[str] = []
+    portal = _portal_shots(sample)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
@@ -417,17 +437,105 @@ def _shoot(base_url: str, sample: Sample, out_dir: Path) -> list[str]:
             failures.append("the admin index does not link the dashboard")
         # The wide lists need the room of the collapsed navigation sidebar.
         page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
-        for shot in shots:
-            page.goto(f"{base_url}{shot.path}")
-            page.wait_for_load_state()
-            failures += [
-                f"{shot.name}: {problem}" for problem in _check(page, shot, sample)
-            ]
-            target = out_dir / f"{shot.name}.png"
-            page.screenshot(path=str(target), full_page=True)
-            print(f"wrote {target}")
+        failures += _take(page, base_url, shots, sample, out_dir)
+        # The customer's side, in a browser of its own (no admin login).
+        customer = browser.new_page(viewport={"width": 1600, "height": 900})
+        customer.set_default_timeout(15_000)
+        customer.goto(f"{base_url}{sample.portal_link}")
+        if urlsplit(customer.url).path != "/portal/":
+            failures.append(f"the portal link did not open the portal ({customer.url})")
+        failures += _take(customer, base_url, portal, sample, out_dir)
         browser.close()
     return failures
+
+
+def _take(
+    page: "Page", base_url: str, shots: list[Shot], sample: Sample, out_dir: Path
+) -> list[str]:
+    failures = []
+    for shot in shots:
+        width, height = shot.viewport
+        page.set_viewport_size({"width": width, "height": height})
+        if shot.path.startswith("POST "):
+            _post_empty_create_form(page, base_url + shot.path.removeprefix("POST "))
+            status = shot.status
+        else:
+            answer = page.goto(f"{base_url}{shot.path}")
+            status = answer.status if answer else 0
+        page.wait_for_load_state()
+        if status != shot.status:
+            failures.append(f"{shot.name}: status {status}, not {shot.status}")
+        failures += [
+            f"{shot.name}: {problem}" for problem in _check(page, shot, sample)
+        ]
+        target = out_dir / f"{shot.name}.png"
+        page.screenshot(path=str(target), full_page=True)
+        print(f"wrote {target}")
+    return failures
+
+
+def _post_empty_create_form(page: "Page", url: str) -> None:
+    """The create form sent with a bad URL and no event group: the API's messages."""
+    page.goto(url)
+    page.fill("#url", "ftp://hooks.globex.example")
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def _portal_shots(sample: Sample) -> list[Shot]:
+    def portal(name: str, path: str, expected: list[str], **kwargs) -> Shot:
+        return Shot(f"portal-{name}", path, expected, styled="header.top", **kwargs)
+
+    webhook = f"/portal/webhooks/{sample.failing_webhook_id}"
+    return [
+        portal(
+            "webhooks",
+            "/portal/",
+            ["Your webhooks", "legacy.globex.example", "Success, last 24 h"],
+        ),
+        portal(
+            "webhooks-phone",
+            "/portal/",
+            ["Your webhooks", "api.globex.example"],
+            viewport=(390, 844),
+        ),
+        portal(
+            "webhook",
+            webhook,
+            [
+                "Deliveries",
+                "Send test event",
+                "Rotate secret",
+                "x-api-token",
+                "read timeout after 10.0s",
+                "503 Service Unavailable",
+                "rate limited",
+            ],
+        ),
+        portal(
+            "create",
+            "POST /portal/webhooks/new",
+            [
+                "New webhook",
+                "Please correct the following",
+                "must be an http or https URL with a host",
+                "event_groups: may not be empty",
+            ],
+            status=400,
+        ),
+        portal("events", "/portal/events", ["Events", "DELIVERED", "Replay"]),
+        portal(
+            "event-types",
+            "/portal/event-types",
+            ["Event types", "STATUS_CHANGED", "The parcel or shipment was delivered"],
+        ),
+        portal(
+            "refused",
+            sample.portal_link,
+            ["Access refused", "already been used"],
+            status=403,
+        ),
+    ]
 
 
 def _check(page: "Page", shot: Shot, sample: Sample) -> list[str]:
@@ -444,17 +552,18 @@ def _check(page: "Page", shot: Shot, sample: Sample) -> list[str]:
         # Never print any part of one.
         problems.append(f"a secret is in the HTML ({leaked} of them)")
     header = page.evaluate(
-        "() => { const h = document.querySelector('#header');"
+        "(selector) => { const h = document.querySelector(selector);"
         " if (!h) return null; const s = getComputedStyle(h);"
-        " return {background: s.backgroundColor, display: s.display}; }"
+        " return {background: s.backgroundColor, display: s.display}; }",
+        shot.styled,
     )
     if header is None:
-        problems.append("there is no #header")
+        problems.append(f"there is no {shot.styled}")
     elif (
         header["background"] in ("rgba(0, 0, 0, 0)", "transparent")
         or header["display"] != "flex"
     ):
-        problems.append(f"the admin stylesheet is not applied to #header ({header})")
+        problems.append(f"the stylesheet is not applied to {shot.styled} ({header})")
     return problems
 
 

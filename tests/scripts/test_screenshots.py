@@ -45,7 +45,9 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", header[16:24])
 
 
-def test_the_script_writes_three_checked_screenshots(tmp_path, throwaway_database_url):
+def test_the_script_writes_checked_screenshots_of_admin_and_portal(
+    tmp_path, throwaway_database_url
+):
     result = subprocess.run(
         [sys.executable, "scripts/screenshots.py", str(tmp_path), "--fresh"],
         cwd=ROOT,
@@ -57,11 +59,25 @@ def test_the_script_writes_three_checked_screenshots(tmp_path, throwaway_databas
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "FAIL" not in result.stderr
-    for name in ("subscriptions", "delivery", "dashboard"):
+    for name in (
+        "subscriptions",
+        "delivery",
+        "dashboard",
+        "portal-webhooks",
+        "portal-webhook",
+        "portal-create",
+        "portal-events",
+        "portal-event-types",
+        "portal-refused",
+    ):
         png = tmp_path / f"{name}.png"
         width, height = _png_size(png)
-        assert (width, height >= 800) == (1600, True)
-        assert png.stat().st_size > 30_000
+        assert (width, height >= 800) == (1600, True), name
+        # Not blank: a rendered page (the refused one is a short page).
+        assert png.stat().st_size > (10_000 if name == "portal-refused" else 30_000)
+    # The portal on a phone: one column, as wide as the screen.
+    width, height = _png_size(tmp_path / "portal-webhooks-phone.png")
+    assert (width, height >= 800) == (390, True)
 
 
 class _Page:
@@ -76,7 +92,7 @@ class _Page:
     def inner_text(self, selector: str) -> str:
         return self.text
 
-    def evaluate(self, script: str) -> dict | None:
+    def evaluate(self, script: str, arg: object = None) -> dict | None:
         return self.header
 
 
