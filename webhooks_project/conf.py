@@ -5,10 +5,13 @@ does not parse raises ImproperlyConfigured naming the variable, so a typo in a
 deployment fails the release instead of silently running on a default.
 """
 
+import base64
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -170,13 +173,78 @@ def parse_frame_ancestors(text: str) -> tuple[str, ...]:
     return sources
 
 
-def read(environ: Mapping[str, str], name: str, default: str, parser):
-    """Parse environ[name] (or the default), naming the variable on error."""
+@dataclass(frozen=True)
+class EgressProxy:
+    """An HTTP proxy that outbound requests tunnel through (CONNECT)."""
+
+    host: str
+    port: int
+    # The Proxy-Authorization header value (Basic), from the URL's user info.
+    authorization: str | None = field(default=None, repr=False)
+
+
+def parse_egress_proxy(text: str) -> EgressProxy | None:
+    """`http://[user:password@]host:port` -> EgressProxy; empty -> None. Only
+    http: the tunnel to the proxy is plain, what goes through it is not."""
+    text = text.strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme != "http":
+        raise ValueError("the proxy must be an http:// URL (it is sent CONNECT)")
+    if not parts.hostname or parts.port is None:
+        raise ValueError("the proxy URL needs a host and a port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("the proxy URL has no path, query or fragment")
+    authorization = None
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return EgressProxy(parts.hostname, parts.port, authorization)
+
+
+NoProxyEntry = str | ipaddress.IPv4Network | ipaddress.IPv6Network
+_HOST_NAME = re.compile(
+    r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$"
+)
+
+
+def parse_no_proxy(text: str) -> tuple[NoProxyEntry, ...]:
+    """A comma list of hosts that bypass the egress proxy: host names (also
+    matching their subdomains; a leading dot is ignored), IP addresses or
+    CIDRs (matching destinations given as an address), or `*` (all)."""
+    entries: list[NoProxyEntry] = []
+    for entry in (part.strip().lower() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            entries.append(ipaddress.ip_network(entry.strip("[]"), strict=True))
+            continue
+        except ValueError:
+            pass
+        name = entry.lstrip(".").rstrip(".")
+        if entry != "*" and not _HOST_NAME.match(name):
+            raise ValueError(f"{entry!r} is not a host name, address or CIDR")
+        entries.append(name if entry != "*" else "*")
+    return tuple(entries)
+
+
+def read(
+    environ: Mapping[str, str],
+    name: str,
+    default: str,
+    parser,
+    *,
+    secret: bool = False,
+):
+    """Parse environ[name] (or the default), naming the variable on error
+    (and quoting its value, unless it may hold a secret)."""
     raw = environ.get(name, default)
     try:
         return parser(raw)
     except (ValueError, TypeError) as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r}: {exc}") from None
+        shown = name if secret else f"{name}={raw!r}"
+        raise ImproperlyConfigured(f"{shown}: {exc}") from None
 
 
 # settings.py's SECRET_KEY default: only DEBUG=true accepts it.

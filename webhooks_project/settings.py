@@ -326,6 +326,15 @@ WEBHOOK_EXPIRE_INTERVAL = conf.read(
 WEBHOOK_PRUNE_INTERVAL = conf.read(
     E, "WEBHOOK_PRUNE_INTERVAL", "1h", conf.parse_duration
 )
+# Deliveries and OAuth2 token requests go out through this HTTP proxy, a
+# CONNECT tunnel per connection (delivery/sender/proxy.py), e.g.
+# `http://user:password@egress.internal:3128`; unset, they go out directly.
+WEBHOOK_EGRESS_PROXY = conf.read(
+    E, "WEBHOOK_EGRESS_PROXY", "", conf.parse_egress_proxy, secret=True
+)
+# Destination hosts that bypass it: names (and their subdomains), addresses,
+# CIDRs, or `*`.
+WEBHOOK_NO_PROXY = conf.read(E, "WEBHOOK_NO_PROXY", "", conf.parse_no_proxy)
 WEBHOOK_ALLOW_PRIVATE_DESTINATIONS = conf.read(
     E, "WEBHOOK_ALLOW_PRIVATE_DESTINATIONS", "false", conf.parse_bool
 )

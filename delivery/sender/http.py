@@ -19,6 +19,9 @@ What it guarantees, and where:
 - Connections are pooled per host (keep-alive) and shared by all threads; no
   requests.Session is used on the hot path, so there is no cookie jar to leak
   between tenants and nothing from the environment (proxies, netrc).
+- With WEBHOOK_EGRESS_PROXY, a connection is a CONNECT tunnel through it to
+  the vetted address (`delivery.sender.proxy`), opened in the same place as
+  a direct one, so deliveries and token requests alike take it.
 """
 
 import codecs
@@ -50,9 +53,11 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Timeout, parse_url
 
-from delivery.sender import oauth2, ssrf
+from delivery.sender import oauth2, proxy, ssrf
+from delivery.sender.proxy import EgressProxyError
 from delivery.sender.ssrf import BlockedDestination, UnresolvableDestination
 from delivery.sender.types import OAuth2Config, OutboundRequest, SendResult
+from webhooks_project.conf import EgressProxy
 
 __all__ = ["send"]
 
@@ -181,9 +186,12 @@ def _open_socket(
 
 class _GuardedConnectionMixin:
     """Opens the socket to the addresses send() vetted (or, for a connection
-    it did not foresee, vets the host itself); wraps it in _DeadlineSocket."""
+    it did not foresee, vets the host itself), directly or through the egress
+    proxy; wraps it in _DeadlineSocket."""
 
     guarded: bool = True
+    # (Not `proxy`: urllib3's connections have one, for its own proxying.)
+    egress: EgressProxy | None = None
     # Provided by urllib3's HTTPConnection.
     _dns_host: str
     port: int
@@ -201,6 +209,8 @@ class _GuardedConnectionMixin:
             addresses = ssrf.vet_host(host, self.port).addresses
         else:
             addresses = ()
+        if self.egress is not None:
+            return self._tunnel(self.egress, host, addresses)
         if not addresses:
             # Guard lifted: let urllib3 resolve and connect as usual.
             return super()._new_conn()  # type: ignore[misc]
@@ -218,21 +228,51 @@ class _GuardedConnectionMixin:
         sys.audit("http.client.connect", self, host, self.port)
         return sock
 
+    def _tunnel(
+        self,
+        egress: EgressProxy,
+        host: str,
+        addresses: tuple[tuple[int, tuple], ...],
+    ) -> socket.socket:
+        """A CONNECT tunnel to the first vetted address the proxy reaches (to
+        the name when the guard is lifted)."""
+        last_error: EgressProxyError | None = None
+        for target in [sockaddr[0] for _, sockaddr in addresses] or [host]:
+            try:
+                sock = proxy.open_tunnel(
+                    egress, target, self.port, timeout=_remaining(self.timeout)
+                )
+            except TimeoutError as exc:
+                raise ConnectTimeoutError(
+                    self, f"connect timeout={self.timeout}"
+                ) from exc
+            except EgressProxyError as exc:
+                if not exc.transport_failure:
+                    raise
+                last_error = exc  # that address is down: try the next one
+                continue
+            sys.audit("http.client.connect", self, host, self.port)
+            return sock
+        assert last_error is not None
+        raise last_error
+
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self.sock = _DeadlineSocket(self.sock)
 
 
-def _pool_classes(guarded: bool) -> dict[str, type[HTTPConnectionPool]]:
+def _pool_classes(
+    guarded: bool, egress: EgressProxy | None
+) -> dict[str, type[HTTPConnectionPool]]:
     http_conn = type(
         "GuardedHTTPConnection",
         (_GuardedConnectionMixin, HTTPConnection),
-        {"guarded": guarded},
+        {"guarded": guarded, "egress": egress},
     )
     https_conn = type(
         "GuardedHTTPSConnection",
         (_GuardedConnectionMixin, HTTPSConnection),
-        {"guarded": guarded},
+        {"guarded": guarded, "egress": egress},
     )
     return {
         "http": type(
@@ -247,8 +287,10 @@ def _pool_classes(guarded: bool) -> dict[str, type[HTTPConnectionPool]]:
 class _Adapter(requests.adapters.HTTPAdapter):
     """requests' adapter over pools of guarded, deadline-bound connections."""
 
-    def __init__(self, *, guarded: bool, **kwargs: Any) -> None:
-        self._pool_classes = _pool_classes(guarded)
+    def __init__(
+        self, *, guarded: bool, egress: EgressProxy | None, **kwargs: Any
+    ) -> None:
+        self._pool_classes = _pool_classes(guarded, egress)
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -256,25 +298,28 @@ class _Adapter(requests.adapters.HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = self._pool_classes
 
 
-_adapters: dict[bool, _Adapter] = {}
+_adapters: dict[tuple[bool, EgressProxy | None], _Adapter] = {}
 _adapters_lock = threading.Lock()
 
 
-def _adapter(guarded: bool) -> _Adapter:
-    # One adapter (so one set of pools) per guard mode: a connection opened
-    # while the guard was lifted is never reused once it is on.
-    adapter = _adapters.get(guarded)
+def _adapter(guarded: bool, url: str) -> _Adapter:
+    # One adapter (so one set of pools) per guard mode and route: a connection
+    # opened while the guard was lifted is never reused once it is on, nor
+    # one opened directly once url's host must go through the proxy.
+    key = (guarded, proxy.proxy_for(parse_url(url).host or ""))
+    adapter = _adapters.get(key)
     if adapter is None:
         with _adapters_lock:
-            adapter = _adapters.get(guarded)
+            adapter = _adapters.get(key)
             if adapter is None:
                 adapter = _Adapter(
                     guarded=guarded,
+                    egress=key[1],
                     pool_connections=256,
                     pool_maxsize=settings.WEBHOOK_HTTP_CONCURRENCY,
                     max_retries=0,
                 )
-                _adapters[guarded] = adapter
+                _adapters[key] = adapter
     return adapter
 
 
@@ -329,7 +374,7 @@ def _token(
             _pin(config.token_url)
         return oauth2.access_token(
             config,
-            adapter=_adapter(guarded),
+            adapter=_adapter(guarded, config.token_url),
             timeout=_timeouts(),
             verify=_verify(),
             rejected=rejected,
@@ -375,7 +420,7 @@ def _post(
         else:
             ssrf.parse_destination(url)
         target = parse_url(url)
-        pool = _adapter(guarded).poolmanager.connection_from_host(
+        pool = _adapter(guarded, url).poolmanager.connection_from_host(
             target.host,
             port=target.port,
             scheme=target.scheme,
@@ -491,6 +536,8 @@ def _diagnose(exc: BaseException) -> tuple[str, bool]:
         return f"dns: {found}", False
     if found := first(BlockedDestination):
         return f"blocked destination: {found}", False
+    if found := first(EgressProxyError):
+        return f"egress proxy: {found}", found.transport_failure
     if found := first(ssl.SSLCertVerificationError):
         detail = getattr(found, "verify_message", "") or ""
         text = "tls: certificate verify failed" + (

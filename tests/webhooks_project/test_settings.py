@@ -1,3 +1,4 @@
+import ipaddress
 from datetime import timedelta
 
 import pytest
@@ -102,3 +103,56 @@ def test_the_service_refuses_to_start_with_a_bad_setting(tmp_path):
     )
     assert result.returncode != 0
     assert "WEBHOOK_RETRY_SCHEDULE" in result.stderr
+
+
+def test_it_parses_the_egress_proxy():
+    assert conf.parse_egress_proxy("") is None
+    plain = conf.parse_egress_proxy("http://egress.internal:3128")
+    assert (plain.host, plain.port, plain.authorization) == (
+        "egress.internal",
+        3128,
+        None,
+    )
+    with_user = conf.parse_egress_proxy("http://svc%40acme:p%3Ass@[fd00::1]:8080/")
+    assert (with_user.host, with_user.port) == ("fd00::1", 8080)
+    assert with_user.authorization == "Basic c3ZjQGFjbWU6cDpzcw=="  # svc@acme:p:ss
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://egress.internal:3128",
+        "socks5://egress.internal:1080",
+        "egress.internal:3128",
+        "http://egress.internal",
+        "http://egress.internal:3128/path",
+        "http://:3128",
+    ],
+)
+def test_a_bad_egress_proxy_is_refused_without_showing_it(text):
+    with pytest.raises(ValueError):
+        conf.parse_egress_proxy(text)
+    secret = text.replace("//", "//user:pr0xy-pw@", 1)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        conf.read(
+            {"WEBHOOK_EGRESS_PROXY": secret},
+            "WEBHOOK_EGRESS_PROXY",
+            "",
+            conf.parse_egress_proxy,
+            secret=True,
+        )
+    assert "WEBHOOK_EGRESS_PROXY" in str(refused.value)
+    assert "pr0xy-pw" not in str(refused.value)
+
+
+def test_it_parses_no_proxy():
+    assert conf.parse_no_proxy("") == ()
+    assert conf.parse_no_proxy(" Hooks.Example , .corp.example., 10.0.0.0/8, *") == (
+        "hooks.example",
+        "corp.example",
+        ipaddress.ip_network("10.0.0.0/8"),
+        "*",
+    )
+    for bad in ("http://x.example", "10.0.0.1/8", "a b.example"):
+        with pytest.raises(ValueError):
+            conf.parse_no_proxy(bad)
