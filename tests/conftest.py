@@ -7,6 +7,7 @@ import pytest
 
 pytest_plugins = [
     "tests.support.fixtures.api",
+    "tests.support.fixtures.brokers",
     "tests.support.fixtures.pgbouncer",
     "tests.support.fixtures.receivers",
     "tests.support.fixtures.rows",

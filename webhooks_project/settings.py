@@ -169,7 +169,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_queue_dir / "control"),  # else ./control
         "store_processed": False,
     }
-else:
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A lost or unacked wake-up only delays a delivery (dispatch_due finds the
     # row again), so a short visibility timeout is safe and speeds recovery.
     # A broker that does not answer must not stall a publish's wake-ups for long.
@@ -177,6 +177,9 @@ else:
         "visibility_timeout": 300,
         "socket_connect_timeout": 3,
     }
+# RabbitMQ (amqp://) needs no options: it redelivers a worker's unacked
+# messages as soon as that worker's connection drops (no visibility timeout),
+# and CELERY_BROKER_CONNECTION_TIMEOUT's 4 s bounds a connect.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
