@@ -7,42 +7,20 @@ The pytest process itself needs no Django database: it talks to the service
 over HTTP and reads rows with psycopg2.
 """
 
-import subprocess
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.faults.servers import PrivatePostgres, PrivateRedis
 from tests.faults.service import FaultService, Keys
-from tests.support.paths import ROOT
+from tests.faults.template import (
+    FAULT_ENV,
+    copy_template,
+    drop_database,
+    migrate_template,
+)
 from tests.support.receiver import Receiver
-from tests.support.stack import ACCELERATED, Stack
-
-TEMPLATE = "faults_template"
-# ACCELERATED, but with a TTL that outlasts every outage a scenario injects: an
-# event expiring while PostgreSQL restarts would be a loss the test caused.
-FAULT_ENV: dict[str, str] = {
-    **ACCELERATED,
-    "WEBHOOK_DELIVERY_TTL": "120s",
-    "WEBHOOK_PUBLISH_THROTTLE_RATE": "1000000/min",
-    "WEBHOOK_THROTTLE_RATE": "1000000/min",
-}
-
-
-def _manage(database_url: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=Stack(database_url=database_url, redis_url="", env=FAULT_ENV).environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"manage.py {args} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
+from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -58,35 +36,18 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 def fault_keys(private_postgres: PrivatePostgres) -> Keys:
     """Migrates the template database once and creates the API keys in it;
     every test's database is a copy."""
-    connection = private_postgres.connect()
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {TEMPLATE}")
-    connection.close()
-    url = private_postgres.url(TEMPLATE)
-    _manage(url, "migrate", "--noinput", "-v", "0")
-    publisher = _manage(
-        url, "create_api_key", "--client", "platform", "--scope", "publish"
-    )
-    tenant = _manage(
-        url, "create_api_key", "--client", "acme", "--scope", "subscriptions"
-    )
-    return Keys(publisher=publisher.strip(), tenant=tenant.strip())
+    return migrate_template(private_postgres)
 
 
 @pytest.fixture
 def fault_database_url(
     private_postgres: PrivatePostgres, fault_keys: Keys
 ) -> Iterator[str]:
-    name = f"faults_{uuid.uuid4().hex[:8]}"
-    connection = private_postgres.connect()
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    connection.close()
-    yield private_postgres.url(name)
-    connection = private_postgres.connect()
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    connection.close()
+    name = copy_template(private_postgres)
+    try:
+        yield private_postgres.url(name)
+    finally:
+        drop_database(private_postgres, name)
 
 
 @pytest.fixture

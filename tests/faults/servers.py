@@ -34,9 +34,14 @@ def _pg_bin(name: str) -> str:
 
 
 class PrivatePostgres:
-    """initdb + pg_ctl in a temporary directory; stop(), start(), restart()."""
+    """initdb + pg_ctl in a temporary directory; stop(), start(), restart().
+    Listens on `host`, with `settings` (name: value) on its command line."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", settings: dict[str, str] | None = None
+    ) -> None:
+        self.host = host
+        self.settings = settings or {}
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="faults-pg-"))
         self.data = self.dir / "data"
@@ -45,10 +50,14 @@ class PrivatePostgres:
         self._run(
             _pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"
         )
+        # initdb trusts loopback only; clients on other hosts of a test
+        # network (tests/multihost) connect from the server's own subnet.
+        with open(self.data / "pg_hba.conf", "a") as hba:
+            hba.write("host all all samenet trust\n")
         self.start()
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgres://postgres@{self.host}:{self.port}/{database}"
 
     def connect(self, database: str = "postgres") -> "psycopg2.extensions.connection":
         connection = psycopg2.connect(self.url(database), connect_timeout=3)
@@ -69,9 +78,9 @@ class PrivatePostgres:
         # -l: the server must not inherit pg_ctl's output pipe, or pg_ctl's
         # caller would wait for it to close.
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+            f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} "
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
-        )
+        ) + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         return ["-o", options, "-l", str(self.dir / "server.log")]
 
     def close(self) -> None:
@@ -95,18 +104,22 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
-    """A redis-server subprocess without persistence; stop(), start(), flush()."""
+    """A redis-server subprocess without persistence, listening on `host`;
+    stop(), start(), flush()."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"redis://{self.host}:{self.port}/{db}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_connect_timeout=2, socket_timeout=5)
+        return redis.Redis(
+            host=self.host, port=self.port, socket_connect_timeout=2, socket_timeout=5
+        )
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -115,10 +128,14 @@ class PrivateRedis:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
                 "--save",
                 "",
                 "--appendonly",
+                "no",
+                # no password: clients on a test network (tests/multihost)
+                # would be refused otherwise
+                "--protected-mode",
                 "no",
             ],
             stdout=subprocess.DEVNULL,

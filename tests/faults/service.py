@@ -39,11 +39,13 @@ class FaultService:
     keys: Keys
     web: ServiceProcess | None = None
     base_url: str = ""
+    # The address the web process listens on (its host's, in tests/multihost).
+    host: str = "127.0.0.1"
 
     def start_web(self) -> ServiceProcess:
         port = free_port()
-        self.web = self.stack.start_web(port=port)
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.web = self.stack.start_web(port=port, host=self.host)
+        self.base_url = f"http://{self.host}:{port}"
         wait_until(self._healthy, timeout=30, interval=0.1, message="the web process")
         return self.web
 
@@ -57,8 +59,10 @@ class FaultService:
         assert response.status_code == 201, response.text
         return response.json()["id"]
 
-    def publisher(self, *, count: int, per_second: float) -> "Publisher":
-        return Publisher(self, count=count, per_second=per_second)
+    def publisher(
+        self, *, count: int, per_second: float, batch: int = 1
+    ) -> "Publisher":
+        return Publisher(self, count=count, per_second=per_second, batch=batch)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg2.connect(self.database_url, connect_timeout=3) as connection:
@@ -77,19 +81,22 @@ class FaultService:
 
 @dataclass
 class Publisher:
-    """A thread POSTing `count` events at about `per_second`. Records the ids
-    answered 202 (the must-arrive ledger), the 503 envelopes, and anything
-    else (an HTML 500, a hang past the timeout) as unexpected."""
+    """A thread POSTing `count` events at about `per_second`, one per request
+    or `batch` per request to the batch endpoint. Records the ids answered
+    202 (the must-arrive ledger), the 503 envelopes, and anything else (an
+    HTML 500, a hang past the timeout) as unexpected."""
 
     service: FaultService
     count: int
     per_second: float
+    batch: int = 1
     accepted: list[str] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     slowest: float = 0.0
 
     def __post_init__(self) -> None:
+        self._answered = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> "Publisher":
@@ -112,33 +119,42 @@ class Publisher:
 
     @property
     def answered(self) -> int:
-        return len(self.accepted) + len(self.refused) + len(self.unexpected)
+        """Events whose publish has been answered (in any way)."""
+        return self._answered
 
     def _run(self) -> None:
         session = requests.Session()
         session.trust_env = False
         session.headers["Authorization"] = f"Bearer {self.service.keys.publisher}"
-        url = f"{self.service.base_url}/api/v1/events"
+        prefix = "/batch" if self.batch > 1 else ""
+        url = f"{self.service.base_url}{prefix}/api/v1/events"
         started = time.monotonic()
-        for n in range(self.count):
+        for n in range(0, self.count, self.batch):
             # paced on the schedule, not on the answers: a slow answer does
             # not slow the traffic that follows
             lag = started + n / self.per_second - time.monotonic()
             if lag > 0:
                 time.sleep(lag)
-            body = {"type": "DELIVERED", "tenant": "acme", "payload": {"n": n}}
+            events = [
+                {"type": "DELIVERED", "tenant": "acme", "payload": {"n": i}}
+                for i in range(n, min(n + self.batch, self.count))
+            ]
+            body = {"events": events} if prefix else events[0]
             sent = time.monotonic()
             try:
                 response = session.post(url, json=body, timeout=(2, 10))
             except requests.RequestException as exc:
                 self.unexpected.append(f"#{n}: {exc.__class__.__name__}: {exc}")
-                continue
-            self.slowest = max(self.slowest, time.monotonic() - sent)
-            self._record(n, response)
+            else:
+                self.slowest = max(self.slowest, time.monotonic() - sent)
+                self._record(n, response)
+            self._answered += len(events)
 
     def _record(self, n: int, response: requests.Response) -> None:
         if response.status_code == 202:
-            self.accepted.append(response.json()["id"])
+            body = response.json()
+            answers = body["events"] if self.batch > 1 else [body]
+            self.accepted.extend(answer["id"] for answer in answers)
             return
         try:
             body = response.json()

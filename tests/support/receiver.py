@@ -66,6 +66,8 @@ class Received:
     at: float = 0.0
     # The request target as sent: path and query string.
     target: str = ""
+    # The sender's address (which host sent it, in the multi-host tests).
+    client: str = ""
 
 
 # What a `respond` function returns: a Reply, or (status, headers, body).
@@ -101,6 +103,7 @@ class Receiver:
         *,
         respond: Callable[[Received], Answer] | None = None,
         tls: ssl.SSLContext | None = None,
+        bind: str = "127.0.0.1",
     ) -> None:
         self.default = default or Reply()
         self.scheme = "https" if tls is not None else "http"
@@ -112,7 +115,7 @@ class Receiver:
         self._received: list[Received] = []
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._server = _Server((bind, 0), self._handler())
         if tls is not None:
             tls.sni_callback = self._remember_sni
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
@@ -225,6 +228,7 @@ class Receiver:
                     body=body,
                     at=time.time(),
                     target=self.path,
+                    client=self.client_address[0],
                 )
                 with receiver._lock:
                     receiver._received.append(received)

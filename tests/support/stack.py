@@ -223,9 +223,15 @@ class Stack:
         return process
 
     def start_web(
-        self, *, port: int, workers: int = 1, threads: int = 4, **env: str
+        self,
+        *,
+        port: int,
+        host: str = "127.0.0.1",
+        workers: int = 1,
+        threads: int = 4,
+        **env: str,
     ) -> ServiceProcess:
-        """The Procfile's web (gunicorn) on 127.0.0.1:`port`, booted when returned
+        """The Procfile's web (gunicorn) on `host`:`port`, booted when returned
         (poll it over HTTP before relying on it: the app loads lazily)."""
         name = f"web{len(self.processes)}"
         args = [
@@ -234,7 +240,7 @@ class Stack:
             "--config",
             "python:webhooks_project.gunicorn_conf",
             "--bind",
-            f"127.0.0.1:{port}",
+            f"{host}:{port}",
             "--workers",
             str(workers),
             "--threads",

@@ -1,0 +1,131 @@
+"""Fixtures of the multi-host tests: the network (one per session), on host d
+a private PostgreSQL (one per session, a database per test copied from a
+migrated template) and a private redis-server per test, on host e the ledger
+receiver, and `cluster`, the service with its web process started on host a.
+
+Where this machine cannot make network namespaces (not root, no
+CAP_NET_ADMIN, no iproute2) every test here is skipped, saying why.
+"""
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.faults.servers import PrivatePostgres, PrivateRedis
+from tests.faults.service import Keys
+from tests.faults.template import (
+    FAULT_ENV,
+    copy_template,
+    drop_database,
+    migrate_template,
+)
+from tests.multihost import netns
+from tests.multihost.cluster import DATABASE, HOSTS, RECEIVER, WEB, Cluster
+from tests.support.receiver import Receiver
+from tests.support.stack import Stack
+
+# What a deployment over several hosts sets on PostgreSQL (docs/scaling.md),
+# scaled down like ACCELERATED: a worker host that vanishes mid-transaction
+# holds its row locks until its session is ended, so end it soon.
+SERVER_SETTINGS = {
+    "idle_in_transaction_session_timeout": "5s",
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "1",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "5000",
+}
+
+
+@pytest.fixture(scope="session")
+def network() -> Iterator[netns.Network]:
+    reason = netns.unavailable()
+    if reason:
+        pytest.skip(f"multi-host tests need network namespaces: {reason}")
+    with netns.Network(HOSTS) as net:
+        yield net
+
+
+@pytest.fixture(scope="session")
+def host_postgres(network: netns.Network) -> Iterator[PrivatePostgres]:
+    with network.inside(DATABASE):
+        server = PrivatePostgres(
+            host=network.address(DATABASE), settings=SERVER_SETTINGS
+        )
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def host_keys(network: netns.Network, host_postgres: PrivatePostgres) -> Keys:
+    with network.inside(DATABASE):
+        return migrate_template(host_postgres)
+
+
+@pytest.fixture
+def host_database_url(
+    network: netns.Network, host_postgres: PrivatePostgres, host_keys: Keys
+) -> Iterator[str]:
+    with network.inside(DATABASE):
+        name = copy_template(host_postgres)
+    try:
+        yield host_postgres.url(name)
+    finally:
+        with network.inside(DATABASE):
+            drop_database(host_postgres, name)
+
+
+@pytest.fixture
+def host_redis(network: netns.Network) -> Iterator[PrivateRedis]:
+    with network.inside(DATABASE):
+        server = PrivateRedis(host=network.address(DATABASE))
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def host_ledger(network: netns.Network) -> Iterator[Receiver]:
+    """The receiver on host e, answering 200; each request records its
+    sender's address (`cluster.hosts_of(ledger)`)."""
+    with network.inside(RECEIVER):
+        receiver = Receiver(bind=network.address(RECEIVER))
+    with receiver:
+        yield receiver
+
+
+@pytest.fixture
+def cluster(
+    network: netns.Network,
+    host_database_url: str,
+    host_redis: PrivateRedis,
+    host_keys: Keys,
+) -> Iterator[Callable[..., Cluster]]:
+    """cluster(WEBHOOK_X="…") -> the service, web started on host a; start
+    workers and beat with `.start_worker("b")`, `.start_beat("b")`."""
+    stacks: list[Stack] = []
+
+    def make(**overrides: str) -> Cluster:
+        stack = Stack(
+            database_url=host_database_url,
+            redis_url=host_redis.url(),
+            env={**FAULT_ENV, **overrides},
+        )
+        stacks.append(stack)
+        service = Cluster(
+            stack=stack,
+            database_url=host_database_url,
+            keys=host_keys,
+            host=network.address(WEB),
+            net=network,
+        )
+        service.start_web()
+        return service
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+    for host in HOSTS:  # the network outlives the test: every cable back in
+        network.mend(host)
