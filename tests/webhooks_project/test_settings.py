@@ -119,6 +119,21 @@ def test_it_parses_the_egress_proxy():
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ()),
+        ("https://app.example.com", ("https://app.example.com",)),
+        (
+            "'self', https://*.example.com:8443  http://localhost:3000",
+            ("'self'", "https://*.example.com:8443", "http://localhost:3000"),
+        ),
+    ],
+)
+def test_it_parses_the_portals_frame_ancestors(text, expected):
+    assert conf.parse_frame_ancestors(text) == expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "https://egress.internal:3128",
@@ -156,3 +171,18 @@ def test_it_parses_no_proxy():
     for bad in ("http://x.example", "10.0.0.1/8", "a b.example"):
         with pytest.raises(ValueError):
             conf.parse_no_proxy(bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "*",
+        "app.example.com",
+        "https://a.example; script-src *",
+        "'none'",
+        "https://a/x",
+    ],
+)
+def test_it_rejects_frame_ancestors_that_are_not_origins(text):
+    with pytest.raises(ValueError, match="is not an origin"):
+        conf.parse_frame_ancestors(text)
