@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery.services import (
@@ -68,6 +68,25 @@ class EventTooLarge(PublishError):
 
 class TenantNotAllowed(PublishError):
     """The publish key is bound to other tenants (the API's 403)."""
+
+
+class FanOutExceeded(PublishError):
+    """The event would create more deliveries than WEBHOOK_MAX_FANOUT (the
+    API's 409); nothing was written."""
+
+    def __init__(self, event_id: UUID, deliveries: int) -> None:
+        quota = settings.WEBHOOK_MAX_FANOUT
+        super().__init__(
+            "deliveries",
+            f"Fan-out quota exceeded: the event would create {deliveries} "
+            f"deliveries, more than WEBHOOK_MAX_FANOUT ({quota}); nothing was "
+            "published.",
+        )
+        self.event_id = event_id
+
+
+# The SQLSTATE of webhook_fanout_within() (events/migrations/0004).
+_FANOUT_SQLSTATE = "WHF01"
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,13 @@ def publish_events(
         try:
             created, existing = _write(publisher, new)
             break
+        except FanOutExceeded as exc:
+            exc.index = next(
+                index
+                for index, draft in enumerate(drafts)
+                if isinstance(draft, _Draft) and draft.event.id == exc.event_id
+            )
+            raise
         except IntegrityError:
             # A tenant (or type) cached a moment ago was deleted since: look
             # them up afresh, which refuses the event (outside a transaction
@@ -365,18 +391,29 @@ def _write_postgresql(
             f"SELECT event_id, due FROM {name}" for name in inserts
         )
         # Counted in SQL: a fan-out to 10,000 returns one row, not 10,000.
+        # An event over WEBHOOK_MAX_FANOUT makes the function raise, which
+        # rolls the whole statement back: checked with no other round trip.
         counted = (
-            "SELECT n.id, count(d.event_id), count(d.event_id) FILTER (WHERE d.due) "
+            "SELECT n.id, webhook_fanout_within(n.id, count(d.event_id), "
+            "%s::bigint), count(d.event_id) FILTER (WHERE d.due) "
             f"FROM new_events n LEFT JOIN ({deliveries}) d ON d.event_id = n.id "
             "GROUP BY n.id"
         )
+        params.append(settings.WEBHOOK_MAX_FANOUT)
     sql = f"WITH {', '.join(ctes)} {counted}"
     with connection.cursor() as cursor:
-        if len(drafts) == 1:
-            # One event: a handful of shapes, each planned once per connection.
-            prepared.execute(cursor, sql, params)
-        else:
-            cursor.execute(sql, params)
+        try:
+            if len(drafts) == 1:
+                # One event: a handful of shapes, each planned once per connection.
+                prepared.execute(cursor, sql, params)
+            else:
+                cursor.execute(sql, params)
+        except DatabaseError as exc:
+            cause = exc.__cause__
+            if getattr(cause, "pgcode", None) != _FANOUT_SQLSTATE:
+                raise
+            event_id, deliveries = cause.diag.message_detail.split()
+            raise FanOutExceeded(UUID(event_id), int(deliveries)) from None
         created = {
             event_id: CreatedDeliveries(total=total, due=due)
             for event_id, total, due in cursor.fetchall()
@@ -410,6 +447,9 @@ def _write_portable(
                     "id", flat=True
                 )
             created.update(create_deliveries_for(events=group, subscriptions=matching))
+        for event_id, counts in created.items():
+            if counts.total > settings.WEBHOOK_MAX_FANOUT:
+                raise FanOutExceeded(event_id, counts.total)  # rolls back
         if ended:  # after every route, as PostgreSQL's one statement sees them
             end_tracking_subscriptions(
                 subscription_ids=ended, now=drafts[0].event.created_at, active_only=True

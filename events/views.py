@@ -25,7 +25,7 @@ from events.serializers import (
 )
 from subscriptions.auth import HasPublishScope
 from webhooks_project.cursors import encode_cursor
-from webhooks_project.errors import ErrorEnvelopeSerializer, PayloadTooLarge
+from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer, PayloadTooLarge
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -39,6 +39,10 @@ _NO_PUBLISH_SCOPE = _error(
     "The key lacks the `publish` scope, or is bound to other tenants than `tenant`."
 )
 _NOT_JSON = _error("The body is not application/json.")
+_OVER_FANOUT = _error(
+    "An event would create more deliveries than WEBHOOK_MAX_FANOUT; nothing "
+    "was published."
+)
 
 
 # One serializer for every request, as a ListField has one child for all its
@@ -139,6 +143,7 @@ class PublishEventView(_PublishView):
             400: _error("Invalid event."),
             401: _UNAUTHORIZED,
             403: _NO_PUBLISH_SCOPE,
+            409: _OVER_FANOUT,
             413: _error("The body or payload is over WEBHOOK_MAX_PAYLOAD_BYTES."),
             415: _NOT_JSON,
             429: _THROTTLED,
@@ -179,6 +184,7 @@ class PublishEventBatchView(_PublishView):
             400: _error("Invalid batch or event (or an Idempotency-Key header)."),
             401: _UNAUTHORIZED,
             403: _NO_PUBLISH_SCOPE,
+            409: _OVER_FANOUT,
             413: _error(
                 "The body is over WEBHOOK_MAX_REQUEST_BYTES, or a payload "
                 "over WEBHOOK_MAX_PAYLOAD_BYTES."
@@ -238,6 +244,10 @@ def _publish(
             raise PayloadTooLarge(f"{path}: {exc.message}")
         if isinstance(exc, services.TenantNotAllowed):
             raise exceptions.PermissionDenied(f"{path}: {exc.message}")
+        if isinstance(exc, services.FanOutExceeded):
+            raise Conflict(
+                f"events.{exc.index}: {exc.message}" if batch else exc.message
+            )
         raise exceptions.ValidationError({path: [exc.message]})
 
 

@@ -257,6 +257,13 @@ WEBHOOK_SUBSCRIPTION_TTL = conf.read(
 WEBHOOK_MAX_WEBHOOKS_PER_CLIENT = conf.read(
     E, "WEBHOOK_MAX_WEBHOOKS_PER_CLIENT", "10000", conf.parse_positive_int
 )
+# Per-event quota (docs/security.md, "Tenant isolation"): the deliveries one
+# event may create; a publish past it is a 409 and writes nothing. A public
+# event reaches every client's webhooks tracking its resource, so the
+# per-client quota above does not bound it.
+WEBHOOK_MAX_FANOUT = conf.read(
+    E, "WEBHOOK_MAX_FANOUT", "10000", conf.parse_positive_int
+)
 WEBHOOK_DELIVERY_TTL = conf.read(E, "WEBHOOK_DELIVERY_TTL", "24h", conf.parse_duration)
 # The longest configuration.delivery_ttl a webhook may ask for (a longer one is
 # a 400): it bounds how long the deliveries of one receiver can pile up.
