@@ -121,9 +121,11 @@ def publish_event(
     Raises InvalidEvent (unknown or reserved type, subtype not in the type's
     catalogue entry, unknown tenant, a payload that is not a JSON object, a
     field over its length), EventTooLarge (payload over
-    WEBHOOK_MAX_PAYLOAD_BYTES once serialised) or TenantNotAllowed (a public
+    WEBHOOK_MAX_PAYLOAD_BYTES once serialised), TenantNotAllowed (a public
     event, or another tenant's, from a key bound to `tenants`; also when its
-    idempotency key was used before).
+    idempotency key was used before) or FanOutExceeded (more deliveries than
+    WEBHOOK_MAX_FANOUT; inside a caller's transaction the failed statement
+    has aborted it).
     """
     return publish_events(publisher=publisher, events=[fields], tenants=tenants)[0]
 
