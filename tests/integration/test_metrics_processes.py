@@ -42,12 +42,12 @@ def scrape(base_url: str) -> dict[str, dict[tuple, float]]:
     return samples
 
 
-def attempts_by_process(directory: str) -> Counter:
-    """Attempts counted in each process's own file (counter_<pid>.db)."""
+def counted_by_process(directory: str, metric: str) -> Counter:
+    """metric's total in each process's own file (counter_<pid>.db)."""
     counts: Counter = Counter()
     for path in glob.glob(os.path.join(directory, "counter_*.db")):
         for family in MultiProcessCollector.merge([path]):
-            if family.name == "webhook_attempts":
+            if family.name == metric:
                 pid = os.path.basename(path).removesuffix(".db").split("_")[-1]
                 counts[pid] += sum(s.value for s in family.samples)
     return +counts
@@ -152,7 +152,11 @@ def test_a_scrape_sums_the_counts_of_every_web_and_worker_process(
         again = scrape(base_url)
         assert sum(again["webhook_attempts_total"].values()) == EVENTS
         assert again["webhook_events_published_total"] == {(): EVENTS}
-    # And they are sums: both worker processes made attempts.
-    by_process = attempts_by_process(directory)
-    assert sum(by_process.values()) == EVENTS
-    assert len(by_process) == 2, by_process
+    # And they are sums: both worker processes made attempts, and both web
+    # workers took publishes.
+    attempts = counted_by_process(directory, "webhook_attempts")
+    assert sum(attempts.values()) == EVENTS
+    assert len(attempts) == 2, attempts
+    published = counted_by_process(directory, "webhook_events_published")
+    assert sum(published.values()) == EVENTS
+    assert len(published) == 2, published
