@@ -245,11 +245,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
-        # The write-only secrets are never shown: do not even decrypt them.
+        # The write-only secrets are never shown: do not even decrypt them
+        # (header names have a column of their own).
         return (
             super()
             .get_queryset(request)
-            .defer("secret", "previous_secret", "oauth2_client_secret")
+            .defer("secret", "previous_secret", "oauth2_client_secret", "headers")
         )
 
     @admin.display(description="id", ordering="id")

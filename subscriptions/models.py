@@ -100,6 +100,9 @@ class Subscription(models.Model):
     content_type = models.CharField(max_length=40, default="application/json")
     # [{"key": ..., "value": ...}]; values are write-only, so the list is encrypted.
     headers = EncryptedJSONField(null=True, blank=True)
+    # The keys of `headers`, in their order: what the API and the admin show,
+    # in the clear so that showing a webhook decrypts nothing.
+    header_names = models.JSONField(default=list, blank=True)
     tracking_id = models.CharField(max_length=128, null=True, blank=True)
     event_groups = models.JSONField(default=list)
     # sha256 of (url, tracking_id, sorted event_groups): what "identical" means.
@@ -165,10 +168,6 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client} → {self.url}"
-
-    @property
-    def header_names(self) -> list[str]:
-        return [header["key"] for header in self.headers or []]
 
     @property
     def has_oauth2(self) -> bool:

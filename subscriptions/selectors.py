@@ -10,8 +10,9 @@ from django.utils import timezone
 from events.models import EventType
 from subscriptions.models import Client, Subscription
 
-# Never needed to show a webhook; skipping them also skips their decryption.
-_WRITE_ONLY_FIELDS = ("secret", "previous_secret", "oauth2_client_secret")
+# Never needed to show a webhook (header names have their own column);
+# skipping them also skips their decryption.
+_WRITE_ONLY_FIELDS = ("secret", "previous_secret", "oauth2_client_secret", "headers")
 
 
 def effective_status(subscription: Subscription, *, now: datetime) -> str:
@@ -27,12 +28,19 @@ def _lapsed(now: datetime) -> Q:
 
 
 def list_subscriptions(
-    *, client: Client, limit: int, status: str | None = None
+    *,
+    client: Client,
+    limit: int,
+    status: str | None = None,
+    before: tuple[datetime, UUID] | None = None,
 ) -> QuerySet[Subscription]:
-    """The client's webhooks, newest first, at most `limit`.
+    """The client's webhooks, newest first, at most `limit`, none of their
+    secrets or header values loaded (nor decrypted).
 
     Without `status`: those not expired (by status or by time). With a
     status: those that read as that status (so `expired` lists the lapsed).
+    `before` is the (created_at, id) of the last row of the previous page
+    (index `subscription_client_created`).
     """
     now = timezone.now()
     subscriptions = Subscription.objects.filter(client=client).defer(
@@ -44,12 +52,18 @@ def list_subscriptions(
         subscriptions = subscriptions.exclude(_lapsed(now))
         if status:
             subscriptions = subscriptions.filter(status=status)
+    if before is not None:
+        created_at, subscription_id = before
+        subscriptions = subscriptions.filter(
+            Q(created_at__lt=created_at)
+            | Q(created_at=created_at, id__lt=subscription_id)
+        )
     return subscriptions.order_by("-created_at", "-id")[:limit]
 
 
 def count_live_subscriptions(*, client: Client, now: datetime) -> int:
-    """The client's live (active or paused, not lapsed) subscriptions: what
-    WEBHOOK_MAX_WEBHOOKS_PER_CLIENT counts."""
+    """The client's live (not expired, by status or by time) subscriptions:
+    what WEBHOOK_MAX_WEBHOOKS_PER_CLIENT counts."""
     return Subscription.objects.filter(client=client).exclude(_lapsed(now)).count()
 
 

@@ -19,6 +19,7 @@ from subscriptions import selectors
 from subscriptions.headers import is_reserved
 from subscriptions.models import Subscription
 from webhooks_project import conf
+from webhooks_project.cursors import CursorField
 from webhooks_project.serializers import (
     StrictCharField,
     StrictListField,
@@ -310,6 +311,8 @@ class WebhookListQuerySerializer(QuerySerializer):
     limit = serializers.IntegerField(
         required=False,
         default=LIST_LIMIT_DEFAULT,
+        help_text="At most this many per page (a page also stops at the "
+        "deployment's WEBHOOK_LIST_PAGE_SIZE).",
         min_value=1,
         max_value=LIST_LIMIT_MAX,
         error_messages={
@@ -326,6 +329,7 @@ class WebhookListQuerySerializer(QuerySerializer):
             "invalid_choice": "must be one of active, paused, expired, disabled"
         },
     )
+    cursor = CursorField(help_text='From the `Link: <…>; rel="next"` header.')
 
 
 class DeleteQuerySerializer(QuerySerializer):

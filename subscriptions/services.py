@@ -274,6 +274,7 @@ def _create(
             content_type=config.content_type,
             headers=[{"key": h["key"], "value": h["value"]} for h in config.headers]
             or None,
+            header_names=[h["key"] for h in config.headers],
             tracking_id=tid,
             event_groups=groups,
             fingerprint=fp,

@@ -3,6 +3,7 @@
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -13,6 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from subscriptions import selectors, services
@@ -26,6 +28,7 @@ from subscriptions.serializers import (
     WebhookListQuerySerializer,
     WebhookSerializer,
 )
+from webhooks_project.cursors import encode_cursor
 from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer
 
 
@@ -68,19 +71,43 @@ class WebhookListCreateView(_WebhookView):
     @extend_schema(
         operation_id="webhooks_list",
         tags=["webhooks"],
-        parameters=[WebhookListQuerySerializer],
+        parameters=[
+            WebhookListQuerySerializer,
+            OpenApiParameter(
+                "Link",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description='`<URL of the next page>; rel="next"`, absent on the last.',
+            ),
+        ],
         responses={200: WebhookSerializer(many=True), **_errors(400, 401, 403, 429)},
-        description="The client's webhooks that are not expired, newest first.",
+        description=(
+            "The client's webhooks that are not expired, newest first, at most "
+            "WEBHOOK_LIST_PAGE_SIZE per page; a `Link` header gives the next page."
+        ),
     )
     def get(self, request: Request) -> Response:
         query = WebhookListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        subscriptions = selectors.list_subscriptions(
-            client=request.user,
-            limit=query.validated_data["limit"],
-            status=query.validated_data.get("status"),
+        size = min(query.validated_data["limit"], settings.WEBHOOK_LIST_PAGE_SIZE)
+        rows = list(
+            selectors.list_subscriptions(
+                client=request.user,
+                limit=size + 1,  # the extra row says there is a next page
+                status=query.validated_data.get("status"),
+                before=query.validated_data.get("cursor"),
+            )
         )
-        return Response(self.represent(subscriptions, many=True))
+        page = rows[:size]
+        response = Response(self.represent(page, many=True))
+        if len(rows) > size:
+            # The body stays the contract's JSON list; the next page is a
+            # link (RFC 8288) to this URL with the cursor, other parameters kept.
+            cursor = encode_cursor(page[-1].created_at, page[-1].id)
+            url = replace_query_param(request.build_absolute_uri(), "cursor", cursor)
+            response["Link"] = f'<{url}>; rel="next"'
+        return response
 
     @extend_schema(
         operation_id="webhooks_create",

@@ -264,6 +264,11 @@ WEBHOOK_MAX_WEBHOOKS_PER_CLIENT = conf.read(
 WEBHOOK_MAX_FANOUT = conf.read(
     E, "WEBHOOK_MAX_FANOUT", "10000", conf.parse_positive_int
 )
+# The most webhooks one page of GET /api/v1/webhooks/ carries (the next page
+# is a Link header): bounds the work and the size of one answer.
+WEBHOOK_LIST_PAGE_SIZE = conf.read(
+    E, "WEBHOOK_LIST_PAGE_SIZE", "1000", conf.parse_positive_int
+)
 WEBHOOK_DELIVERY_TTL = conf.read(E, "WEBHOOK_DELIVERY_TTL", "24h", conf.parse_duration)
 # The longest configuration.delivery_ttl a webhook may ask for (a longer one is
 # a 400): it bounds how long the deliveries of one receiver can pile up.

@@ -74,24 +74,42 @@ def test_limit_keeps_the_newest(api, body):
     assert [w["id"] for w in response.json()] == [ids[2], ids[1]]
 
 
-def test_the_default_limit_is_ten_thousand(api):
+def _bulk_webhooks(client, count: int) -> None:
     now = timezone.now()
     Subscription.objects.bulk_create(
         [
             SubscriptionFactory.build(
-                client=api.client_obj,
+                client=client,
                 created_at=now - timedelta(seconds=i),
                 expires_at=now + timedelta(days=1),
             )
-            for i in range(10_001)
+            for i in range(count)
         ],
         batch_size=2000,
     )
+
+
+def test_the_default_limit_is_ten_thousand(api, settings):
+    # With pages larger than the contract's default limit, the limit decides.
+    settings.WEBHOOK_LIST_PAGE_SIZE = 20_000
+    _bulk_webhooks(api.client_obj, 10_001)
 
     response = api.get("/api/v1/webhooks/")
 
     assert response.status_code == 200
     assert len(response.json()) == 10_000
+    assert "Link" in response
+
+
+def test_the_default_page_is_a_thousand_with_a_link_to_the_next(api):
+    _bulk_webhooks(api.client_obj, 1001)
+
+    response = api.get("/api/v1/webhooks/")
+
+    assert response.status_code == 200
+    assert len(response.json()) == 1000
+    assert 'rel="next"' in response["Link"]
+    assert len(api.get(response["Link"][1:].split(">")[0]).json()) == 1
 
 
 def test_the_maximum_limit_is_accepted(api, body):

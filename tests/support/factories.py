@@ -24,6 +24,9 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     event_groups = factory.LazyFunction(lambda: ["DELIVERED"])
     fingerprint = factory.Sequence(lambda n: f"{n:064d}")
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    headers = None
+    # As the service stores them: the header keys in the clear beside them.
+    header_names = factory.LazyAttribute(lambda o: [h["key"] for h in o.headers or []])
     created_at = factory.LazyFunction(timezone.now)
     expires_at = factory.LazyAttribute(
         lambda o: o.created_at + settings.WEBHOOK_SUBSCRIPTION_TTL
