@@ -14,9 +14,10 @@ events, or attempts), committed on its own: locks are held for one short
 statement, rows a worker has locked are skipped (SKIP LOCKED) and taken by a
 later run. Steps 1 and 2 walk the events by `created_at` (index
 event_created) from where the previous chunk ended, so no chunk rereads what
-an earlier one kept. After each chunk the prune sleeps as long as the chunk
-took (PAUSE_RATIO): at most half of one database core goes to pruning, and
-delivery's statements keep their turn.
+an earlier one kept. After each chunk the prune rests so that it works at
+most WEBHOOK_PRUNE_DUTY of the time (20%: four times as long as the chunk
+took): a share of one database core goes to pruning, delivery's statements
+keep theirs, and a busy database (slower chunks) gets longer rests.
 
 A delivery retried or replayed while its chunk runs is no longer finished:
 the statement's own condition, re-checked on the row's newest version, keeps
@@ -42,8 +43,6 @@ logger = logging.getLogger("webhooks.delivery")
 # Rows (deliveries, events or attempts) one statement deletes at most; a
 # delivery's attempts go with it (a dozen at most with the default schedule).
 PRUNE_CHUNK = 1000
-# Sleep this many times as long as a chunk took before the next one.
-PAUSE_RATIO = 1.0
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where a step's walk over the events goes on from (None: the oldest).
@@ -73,6 +72,9 @@ def prune(
     cutoff = timezone.now() - (older_than or settings.WEBHOOK_RETENTION)
     started = time.monotonic()
     deadline = None if time_budget is None else started + time_budget.total_seconds()
+    # WEBHOOK_PRUNE_DUTY 20%: rest 4 times as long as each chunk took.
+    duty = settings.WEBHOOK_PRUNE_DUTY
+    pause_ratio = 1 / duty - 1
     result = PruneResult()
     steps = (_deliveries_of_old_events, _old_events, _old_attempts)
     for step in steps:
@@ -95,7 +97,7 @@ def prune(
             if following is None or (following == after and not any(counts)):
                 break
             after = following
-            time.sleep((time.monotonic() - chunk_started) * PAUSE_RATIO)
+            time.sleep((time.monotonic() - chunk_started) * pause_ratio)
         if not result.complete:
             break
     result.seconds = time.monotonic() - started

@@ -338,6 +338,10 @@ WEBHOOK_RETENTION = conf.read(
 WEBHOOK_EXPIRE_INTERVAL = conf.read(
     E, "WEBHOOK_EXPIRE_INTERVAL", "5s", conf.parse_duration
 )
+# The share of its time the prune works; it rests the rest (delivery/retention.py).
+WEBHOOK_PRUNE_DUTY = conf.read(E, "WEBHOOK_PRUNE_DUTY", "20%", conf.parse_fraction)
+if WEBHOOK_PRUNE_DUTY <= 0:
+    raise conf.ImproperlyConfigured("WEBHOOK_PRUNE_DUTY must be more than 0%")
 WEBHOOK_PRUNE_INTERVAL = conf.read(
     E, "WEBHOOK_PRUNE_INTERVAL", "1h", conf.parse_duration
 )

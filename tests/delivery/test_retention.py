@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,12 +14,12 @@ DAY = timedelta(days=1)
 
 
 @pytest.fixture(autouse=True)
-def _checked_foreign_keys_and_no_pauses(db, monkeypatch):
+def _checked_foreign_keys_and_no_rests(db, settings):
     # The test's transaction never commits: check the (deferred) foreign keys
     # at each statement instead, so deleting a referenced event fails here.
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    monkeypatch.setattr(retention, "PAUSE_RATIO", 0.0)
+    settings.WEBHOOK_PRUNE_DUTY = 1.0
 
 
 @pytest.fixture
@@ -132,3 +133,22 @@ def test_beats_task_prunes_with_the_settings(hook, settings):
     tasks.prune_old_rows()
 
     assert not exists(old) and exists(young)
+
+
+def test_it_rests_so_as_to_work_only_its_duty_share(hook, settings, monkeypatch):
+    settings.WEBHOOK_PRUNE_DUTY = 0.25
+    monkeypatch.setattr(retention, "PRUNE_CHUNK", 1)
+    for _ in range(3):
+        delivery(hook, old_event(hook, 40 * DAY), status="succeeded", age=40 * DAY)
+    rests = []
+    monkeypatch.setattr(retention.time, "sleep", rests.append)
+
+    started = time.monotonic()
+    result = retention.prune(older_than=30 * DAY)
+    worked = time.monotonic() - started
+
+    assert (result.events, result.deliveries) == (3, 3)
+    assert rests and all(rest > 0 for rest in rests)
+    # three times as long resting as working (the last chunks of each step
+    # find nothing and end it without a rest)
+    assert sum(rests) == pytest.approx(3 * worked, rel=0.5)
