@@ -88,6 +88,14 @@ def _refusal(link_hash: str) -> str:
     return "This portal link has expired."
 
 
+def end_session(*, cookie: str) -> None:
+    """Sign out: the session with this cookie value stops working at once."""
+    if cookie:
+        PortalSession.objects.filter(session_hash=_hash(cookie)).update(
+            session_expires_at=timezone.now()
+        )
+
+
 def session_client(*, cookie: str) -> Client | None:
     """The client of a live session with this cookie value, else None."""
     if not cookie:

@@ -81,6 +81,10 @@ def session_required(view: View) -> View:
     return wrapped
 
 
+def drop_session_cookie(response: HttpResponse) -> None:
+    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, samesite="Lax")
+
+
 def set_session_cookie(
     request: HttpRequest, response: HttpResponse, opened: access.OpenedSession
 ) -> None:

@@ -12,6 +12,7 @@ urlpatterns = [
     ),
     path("portal/enter/<str:token>", views.enter, name="portal-enter"),
     path("portal/", views.webhook_list, name="portal-webhooks"),
+    path("portal/sign-out", views.sign_out, name="portal-sign-out"),
     path("portal/webhooks/new", views.webhook_create, name="portal-webhook-create"),
     path("portal/webhooks/<str:id>", views.webhook_detail, name="portal-webhook"),
     path(

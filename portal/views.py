@@ -41,6 +41,15 @@ def enter(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """Ends the session (on a shared computer); the page says how to come back."""
+    access.end_session(cookie=request.COOKIES.get(http.COOKIE_NAME, ""))
+    response = http.page(request, "portal/signed_out.html")
+    http.drop_session_cookie(response)
+    return response
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: the portal's forms get a page, everything else the
     API's envelope."""

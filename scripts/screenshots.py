@@ -479,7 +479,7 @@ def _post_empty_create_form(page: "Page", url: str) -> None:
     page.goto(url)
     page.fill("#url", "ftp://hooks.globex.example")
     with page.expect_navigation():
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")
 
 
 def _portal_shots(sample: Sample) -> list[Shot]:

@@ -82,7 +82,7 @@ def test_a_customer_creates_a_webhook_tests_it_and_replays_a_failed_event(
 
     # Replay the last hour, and see the event succeed.
     since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
-    page.get_by_label("Since (UTC)", exact=True).last.fill(since)
+    page.get_by_label("From (UTC)").fill(since)
     page.get_by_role("button", name="Replay").click()
     expect(page.get_by_text("Replayed 1 delivery; skipped 0.")).to_be_visible()
     page.goto(f"{live_portal}/portal/events?status=succeeded")
@@ -143,6 +143,7 @@ def test_every_form_posted_without_its_csrf_token_is_refused(
         (detail, "/rotate-secret"),
         (detail, "/delete"),
         (f"{live_portal}/portal/events", "/portal/events/replay"),
+        (f"{live_portal}/portal/", "/portal/sign-out"),
     ]
 
     for page_url, action in forms:

@@ -284,13 +284,14 @@ def test_event_types_are_listed_with_descriptions(portal):
 
 
 @pytest.mark.parametrize(
-    "action", ["new", "test", "resume", "rotate-secret", "delete", "replay"]
+    "action", ["new", "test", "resume", "rotate-secret", "delete", "replay", "out"]
 )
 def test_a_form_posted_without_its_csrf_token_is_refused(portal, api, action):
     webhook = create_webhook(api, "https://acme.example/in")
     path = {
         "new": "/portal/webhooks/new",
         "replay": "/portal/events/replay",
+        "out": "/portal/sign-out",
     }.get(action, f"/portal/webhooks/{webhook['id']}/{action}")
 
     response = portal.post(
@@ -303,6 +304,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(portal, api, action):
     assert Subscription.objects.filter(pk=webhook["id"]).count() == 1
     assert Subscription.objects.count() == 1
     assert Delivery.objects.count() == 0
+    assert portal.get("/portal/").status_code == 200  # still signed in
 
 
 def test_pages_cannot_be_framed_by_default(portal):

@@ -169,3 +169,16 @@ def test_the_schema_documents_the_endpoint(schema):
     operation = schema["paths"]["/api/v1/portal-sessions"]["post"]
     assert {"201", "400", "401", "403"} <= set(operation["responses"])
     assert operation["security"] == [{"ApiKey": []}]
+
+
+def test_signing_out_ends_the_session(portal):
+    portal.get("/portal/")  # its sign-out form sets the CSRF cookie
+    token = portal.cookies["csrftoken"].value
+
+    response = portal.post("/portal/sign-out", {"csrfmiddlewaretoken": token})
+
+    assert response.status_code == 200
+    assert b"Signed out" in response.content
+    assert response.cookies[COOKIE_NAME].value == ""
+    assert PortalSession.objects.get().session_expires_at <= timezone.now()
+    assert portal.get("/portal/").status_code == 403
