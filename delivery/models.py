@@ -73,6 +73,13 @@ class Delivery(models.Model):
                 condition=Q(status="pending"),
                 name="delivery_due",
             ),
+            # Fair claiming: each tenant's pending rows, oldest due first (the
+            # claim visits the tenants with pending work, then each one's head).
+            models.Index(
+                fields=["client", "next_attempt_at"],
+                condition=Q(status="pending"),
+                name="delivery_client_due",
+            ),
             # GET /webhooks/{id}/deliveries: newest first, cursor on (created_at, id).
             models.Index(
                 fields=["subscription", "-created_at", "-id"],

@@ -5,6 +5,13 @@ Due = `status='pending' AND next_attempt_at <= now` (the partial index
 and sets a fresh lease_token, so a claimed row is not due for anyone else, and
 a row whose worker died becomes due again by itself when the lease runs out.
 Results are written only while the row still carries the token.
+
+Fair between tenants: a claim gives each tenant (Client) with due work an
+equal share of the batch, its oldest due rows first, and fills what is left
+in global due order. So one tenant's backlog of thousands of due rows cannot
+keep another tenant's few rows waiting until it has drained; with a single
+tenant due (the common case) the claim is the plain oldest-first one.
+docs/architecture.md ("Fairness between tenants") has the measurements.
 """
 
 import uuid
@@ -21,7 +28,7 @@ _PENDING = Delivery.Status.PENDING
 
 
 def claim_due(*, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
-    """Lease up to `limit` due deliveries, oldest due first.
+    """Lease up to `limit` due deliveries: each tenant's share, oldest first.
 
     Returns the lease token and the claimed rows with their event and
     subscription loaded. Never returns a row another worker holds.
@@ -51,33 +58,111 @@ def claim_due(*, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
     return token, rows
 
 
+def share_of(limit: int, tenants: int) -> int:
+    """Rows each tenant with due work gets first (at least one)."""
+    return max(limit // max(tenants, 1), 1)
+
+
+_TABLE = Delivery._meta.db_table
+
+# The tenants with due work: a skip scan over `delivery_client_due`, one index
+# descent per tenant with pending rows, whose first entry is that tenant's
+# oldest pending row. The row comparisons keep the planner on this index (the
+# only one led by client_id and next_attempt_at).
+_DUE_TENANTS = f"""
+WITH RECURSIVE heads(client_id, due) AS (
+    (SELECT client_id, next_attempt_at FROM {_TABLE}
+     WHERE status = %s ORDER BY client_id, next_attempt_at LIMIT 1)
+  UNION ALL
+    SELECT h.client_id, h.next_attempt_at FROM heads t CROSS JOIN LATERAL (
+        SELECT d.client_id, d.next_attempt_at FROM {_TABLE} d
+        WHERE d.status = %s
+          AND (d.client_id, d.next_attempt_at) > (t.client_id, 'infinity')
+        ORDER BY d.client_id, d.next_attempt_at LIMIT 1
+    ) h
+)
+SELECT client_id FROM heads WHERE due <= %s
+"""
+
+# One statement, so SKIP LOCKED lets concurrent claimers take disjoint rows
+# instead of queueing behind each other.
+_OLDEST_CLAIM = f"""
+UPDATE {_TABLE} SET next_attempt_at = %s, lease_token = %s
+WHERE id IN (
+    SELECT id FROM {_TABLE} WHERE status = %s AND next_attempt_at <= %s
+    ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+# `fair`: each listed tenant's oldest due rows, up to its share; `rest`: the
+# oldest other due rows, read (and locked) only as far as the batch needs
+# them. Every LIMIT is a constant and the tenants a literal array, so the
+# planner's estimates stay small (with a computed LIMIT it guesses 10% of the
+# table, and PostgreSQL's JIT then costs more than the claim).
+_FAIR_CLAIM = f"""
+WITH fair AS (
+    SELECT c.id, c.next_attempt_at
+    FROM unnest(%s::bigint[]) AS t(client_id) CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM {_TABLE} d
+        WHERE d.status = %s
+          AND (d.client_id, d.next_attempt_at) >= (t.client_id, '-infinity')
+          AND (d.client_id, d.next_attempt_at) <= (t.client_id, %s)
+        ORDER BY d.client_id, d.next_attempt_at LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    ) c
+),
+rest AS (
+    SELECT id FROM {_TABLE}
+    WHERE status = %s AND next_attempt_at <= %s AND id NOT IN (SELECT id FROM fair)
+    ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED
+),
+chosen AS (
+    (SELECT id FROM fair ORDER BY next_attempt_at LIMIT %s)
+    UNION ALL (SELECT id FROM rest)
+    LIMIT %s
+)
+UPDATE {_TABLE} SET next_attempt_at = %s, lease_token = %s
+WHERE id IN (SELECT id FROM chosen)
+RETURNING id
+"""
+
+
 def _claim_postgresql(
     *, limit: int, now: datetime, until: datetime, token: uuid.UUID
 ) -> list[uuid.UUID]:
-    # One statement: SKIP LOCKED lets concurrent claimers take disjoint rows
-    # instead of queueing behind each other.
-    table = connection.ops.quote_name(Delivery._meta.db_table)
-    sql = (
-        f"UPDATE {table} SET next_attempt_at = %s, lease_token = %s "
-        f"WHERE id IN (SELECT id FROM {table} "
-        "WHERE status = %s AND next_attempt_at <= %s "
-        "ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
-        "RETURNING id"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [until, token, _PENDING, now, limit])
+        cursor.execute(_DUE_TENANTS, [_PENDING, _PENDING, now])
+        tenants = [row[0] for row in cursor.fetchall()]
+        if not tenants:
+            return []
+        if len(tenants) == 1:
+            cursor.execute(_OLDEST_CLAIM, [until, token, _PENDING, now, limit])
+        else:
+            share = share_of(limit, len(tenants))
+            cursor.execute(
+                _FAIR_CLAIM,
+                [tenants, _PENDING, now, share]
+                + [_PENDING, now, limit, limit, limit, until, token],
+            )
         return [row[0] for row in cursor.fetchall()]
 
 
 def _claim_portable(
     *, limit: int, now: datetime, until: datetime, token: uuid.UUID
 ) -> list[uuid.UUID]:
-    # SQLite (make run): pick candidates, then the same conditional UPDATE;
-    # a row someone else claimed in between no longer matches the WHERE.
+    # SQLite (make run): the same choice in several reads, then the same
+    # conditional UPDATE; a row someone else claimed in between no longer
+    # matches the WHERE.
     due = Delivery.objects.filter(status=_PENDING, next_attempt_at__lte=now)
-    candidates = list(
-        due.order_by("next_attempt_at").values_list("id", flat=True)[:limit]
-    )
+    oldest = due.order_by("next_attempt_at").values_list("id", flat=True)
+    tenants = list(due.order_by().values_list("client_id", flat=True).distinct())
+    share = share_of(limit, len(tenants))
+    fair = [
+        id_ for client in tenants for id_ in oldest.filter(client_id=client)[:share]
+    ]
+    candidates = fair[:limit]
+    candidates += list(oldest.exclude(id__in=fair)[: limit - len(candidates)])
     if not candidates:
         return []
     due.filter(id__in=candidates).update(next_attempt_at=until, lease_token=token)

@@ -1,17 +1,18 @@
 """One batch of deliveries: claim, send concurrently, record as results arrive.
 
 The Celery thread that runs a batch does all of its database work; the HTTP
-requests run on one module-level bounded pool whose threads never touch the
-database, so database connections stay bounded by the worker's concurrency
-while up to WEBHOOK_HTTP_CONCURRENCY requests are in flight. No transaction is
-open while a request is.
+requests run on one module-level bounded pool (fair_pool.py: its queue takes
+tenants in turn) whose threads never touch the database, so database
+connections stay bounded by the worker's concurrency while up to
+WEBHOOK_HTTP_CONCURRENCY requests are in flight. No transaction is open while
+a request is.
 """
 
 import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +23,7 @@ from django.utils import timezone
 from delivery.models import Delivery
 from delivery.pipeline import outbound, wakeups
 from delivery.pipeline.claiming import claim_due
+from delivery.pipeline.fair_pool import FairPool
 from delivery.pipeline.items import Item, Postponed, Sent, Settled, Skipped
 from delivery.pipeline.recording import record
 from delivery.policy import breaker
@@ -37,17 +39,17 @@ logger = logging.getLogger("webhooks.delivery")
 FLUSH_SIZE = 100
 FLUSH_AFTER = 0.05
 
-_pool: ThreadPoolExecutor | None = None
+_pool: FairPool | None = None
 _pool_lock = threading.Lock()
 
 
-def http_pool() -> ThreadPoolExecutor:
+def http_pool() -> FairPool:
     """The process's one sender pool (created lazily: after a fork, per child)."""
     global _pool
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(
+                _pool = FairPool(
                     max_workers=settings.WEBHOOK_HTTP_CONCURRENCY,
                     thread_name_prefix="webhook-http",
                 )
@@ -106,7 +108,9 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     futures: dict[Future[tuple[datetime, SendResult]], tuple[Delivery, str]]
     futures = {}
     for delivery, destination, request in to_send:
-        future = http_pool().submit(_send, request, deadline, delivery.expires_at)
+        future = http_pool().submit(
+            delivery.client_id, _send, request, deadline, delivery.expires_at
+        )
         futures[future] = (delivery, destination)
     _record(early, states, terminal, lease_ends)
     _drain(futures, states, terminal, lease_ends)

@@ -670,7 +670,7 @@ def test_concurrent_batches_never_claim_the_same_delivery(subscribe, receiver, k
 def test_the_http_pool_is_bounded_by_the_setting(settings, monkeypatch):
     monkeypatch.setattr(engine, "_pool", None)
     settings.WEBHOOK_HTTP_CONCURRENCY = 7
-    assert engine.http_pool()._max_workers == 7
+    assert engine.http_pool().max_workers == 7
     assert engine.http_pool() is engine.http_pool()
     engine.http_pool().shutdown()
     monkeypatch.setattr(engine, "_pool", None)

@@ -1,0 +1,96 @@
+"""delivery.pipeline.fair_pool: sender threads that take tenants in turn."""
+
+import threading
+import time
+
+import pytest
+
+from delivery.pipeline.fair_pool import FairPool
+
+
+@pytest.fixture
+def pool():
+    made: list[FairPool] = []
+
+    def make(workers: int) -> FairPool:
+        made.append(FairPool(max_workers=workers, thread_name_prefix="test-fair"))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.shutdown()
+
+
+def test_a_tenant_waits_for_one_call_of_another_not_its_whole_queue(pool):
+    fair = pool(1)
+    started = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def call(name: str) -> str:
+        order.append(name)
+        if name == "a0":
+            started.set()
+            assert release.wait(10)
+        return name
+
+    futures = [fair.submit("a", call, "a0")]
+    assert started.wait(10)  # the one thread is busy with a0
+    futures += [fair.submit("a", call, f"a{n}") for n in range(1, 50)]
+    futures.append(fair.submit("b", call, "b0"))
+    release.set()
+    assert [future.result(timeout=10) for future in futures][-1] == "b0"
+    assert order[:4] == ["a0", "a1", "b0", "a2"]
+
+
+def test_tenants_alternate_while_both_have_work(pool):
+    fair = pool(1)
+    gate = threading.Event()
+    order: list[str] = []
+    fair.submit("x", gate.wait, 10)
+    futures = [
+        fair.submit(key, order.append, f"{key}{n}") for n in range(3) for key in "ab"
+    ]
+    futures += [fair.submit("c", order.append, "c0")]
+    gate.set()
+    for future in futures:
+        future.result(timeout=10)
+    assert order == ["a0", "b0", "c0", "a1", "b1", "a2", "b2"]
+
+
+def test_no_more_than_max_workers_calls_run_at_once(pool):
+    fair = pool(3)
+    lock = threading.Lock()
+    running = [0, 0]  # now, most
+
+    def call() -> None:
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+
+    futures = [fair.submit(n % 4, call) for n in range(30)]
+    for future in futures:
+        future.result(timeout=30)
+    assert running[1] == 3
+
+
+def test_an_exception_reaches_the_future_and_the_thread_carries_on(pool):
+    fair = pool(1)
+
+    def broken() -> None:
+        raise ValueError("boom")
+
+    failed = fair.submit("a", broken)
+    with pytest.raises(ValueError, match="boom"):
+        failed.result(timeout=10)
+    assert fair.submit("a", lambda: 42).result(timeout=10) == 42
+
+
+def test_nothing_is_accepted_after_shutdown(pool):
+    fair = pool(1)
+    fair.shutdown()
+    with pytest.raises(RuntimeError):
+        fair.submit("a", print)
