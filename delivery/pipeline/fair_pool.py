@@ -2,15 +2,19 @@
 
 A worker process runs several batches at once and all of them share one pool
 of WEBHOOK_HTTP_CONCURRENCY threads. With a FIFO queue (ThreadPoolExecutor),
-a request claimed fairly could still wait behind every request of another
-tenant's batches already queued: with slow receivers that is seconds. Here
-each key (the tenant) has its own queue and idle threads take the next
-request from the keys in turn, so a tenant's request waits for at most one
-request of each other tenant with queued work.
+a request claimed fairly would still wait behind every request of another
+tenant's batches already queued: with slow receivers, seconds. Here each key
+(the tenant) has its own queue and threads take the keys in turn.
+
+Taking turns is not enough when one tenant's slow requests fill every thread:
+the next thread is free only when one of them ends (up to WEBHOOK_TIMEOUT).
+So a key with nothing running may also start a call on one of `spare` extra
+threads: every tenant with queued work has a request in flight within
+moments, and at most max_workers + spare calls run at once.
 """
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
@@ -19,18 +23,24 @@ _Call = tuple[Future, Callable[..., Any], tuple[Any, ...]]
 
 
 class FairPool:
-    """submit(key, fn, *args) -> Future, run on at most `max_workers` threads.
+    """submit(key, fn, *args) -> Future, run on the pool's threads.
 
-    Threads start as work arrives and then stay (like ThreadPoolExecutor's).
+    At most `max_workers` calls run at once, plus up to `spare` (default an
+    eighth of max_workers) more whose key has no other call running. Threads
+    start as work arrives and then stay (like ThreadPoolExecutor's).
     """
 
-    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+    def __init__(
+        self, max_workers: int, thread_name_prefix: str, spare: int | None = None
+    ) -> None:
         self.max_workers = max_workers
+        self.spare = max(1, max_workers // 8) if spare is None else spare
         self._prefix = thread_name_prefix
         self._lock = threading.Condition()
         # Keys in turn order: the key served is moved to the end.
         self._queues: dict[Hashable, deque[_Call]] = {}
-        self._queued = 0
+        self._running: Counter[Hashable] = Counter()
+        self._running_total = 0
         self._idle = 0
         self._threads = 0
         self._shutdown = False
@@ -41,47 +51,75 @@ class FairPool:
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")
             self._queues.setdefault(key, deque()).append((future, fn, args))
-            self._queued += 1
-            if self._queued > self._idle and self._threads < self.max_workers:
-                self._threads += 1
-                name = f"{self._prefix}_{self._threads}"
-                threading.Thread(target=self._work, name=name, daemon=True).start()
-            else:
-                self._lock.notify()
+            # A call that may start now wakes an idle thread (counted off at
+            # once, so the next call does not count on it too) or starts a
+            # new one; a call that must wait is taken by a thread that ends
+            # a call.
+            if self._may_start(key):
+                if self._idle:
+                    self._idle -= 1
+                    self._lock.notify()
+                elif self._threads < self._most:
+                    self._threads += 1
+                    name = f"{self._prefix}_{self._threads}"
+                    thread = threading.Thread(target=self._work, name=name, daemon=True)
+                    thread.start()
         return future
 
     def shutdown(self) -> None:
         """Idle threads end; queued calls still run first."""
         with self._lock:
             self._shutdown = True
+            self._idle = 0
             self._lock.notify_all()
 
-    def _next(self) -> _Call | None:
-        """The next call in turn, or None once shut down and drained."""
+    @property
+    def _most(self) -> int:
+        return self.max_workers + self.spare
+
+    def _may_start(self, key: Hashable) -> bool:
+        if self._running_total >= self._most:
+            return False
+        return self._running_total < self.max_workers or not self._running[key]
+
+    def _next(self) -> tuple[Hashable, _Call] | None:
+        """The next call that may start, in turn; None once shut down and drained."""
         with self._lock:
-            while not self._queues:
-                if self._shutdown:
+            while True:
+                key = next((k for k in self._queues if self._may_start(k)), None)
+                if key is not None:
+                    break
+                if self._shutdown and not self._queues:
                     return None
-                self._idle += 1
+                self._idle += 1  # counted off by whoever wakes this thread
                 self._lock.wait()
-                self._idle -= 1
-            key = next(iter(self._queues))
             calls = self._queues.pop(key)
             call = calls.popleft()
             if calls:
                 self._queues[key] = calls  # back of the line
-            self._queued -= 1
-            return call
+            self._running[key] += 1
+            self._running_total += 1
+            return key, call
+
+    def _done(self, key: Hashable) -> None:
+        with self._lock:
+            self._running[key] -= 1
+            if not self._running[key]:
+                del self._running[key]
+            self._running_total -= 1
+            # No notify: this thread takes the next call itself.
 
     def _work(self) -> None:
-        while (call := self._next()) is not None:
-            future, fn, args = call
-            if not future.set_running_or_notify_cancel():
-                continue
+        while (picked := self._next()) is not None:
+            key, (future, fn, args) = picked
             try:
-                result = fn(*args)
-            except BaseException as exc:  # handed to whoever waits on it
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-            del call, future, fn, args  # drop references while idle
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = fn(*args)
+                    except BaseException as exc:  # handed to whoever waits on it
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+            finally:
+                self._done(key)
+            del picked, future, fn, args  # drop references while idle

@@ -12,8 +12,8 @@ from delivery.pipeline.fair_pool import FairPool
 def pool():
     made: list[FairPool] = []
 
-    def make(workers: int) -> FairPool:
-        made.append(FairPool(max_workers=workers, thread_name_prefix="test-fair"))
+    def make(workers: int, spare: int = 0) -> FairPool:
+        made.append(FairPool(workers, thread_name_prefix="test-fair", spare=spare))
         return made[-1]
 
     yield make
@@ -56,6 +56,25 @@ def test_tenants_alternate_while_both_have_work(pool):
     for future in futures:
         future.result(timeout=10)
     assert order == ["a0", "b0", "c0", "a1", "b1", "a2", "b2"]
+
+
+def test_a_tenant_with_nothing_running_starts_at_once_on_a_spare_thread(pool):
+    fair = pool(2, spare=1)
+    release = threading.Event()
+    busy = [fair.submit("a", release.wait, 10) for _ in range(5)]
+    try:
+        # a's calls hold both regular threads and the rest of a's queue waits;
+        # b's first call does not wait for any of them.
+        assert fair.submit("b", lambda: "b0").result(timeout=5) == "b0"
+        assert sum(future.running() for future in busy) == 2
+    finally:
+        release.set()
+    assert all(future.result(timeout=10) for future in busy)
+
+
+def test_the_default_spare_is_an_eighth_of_the_threads():
+    assert FairPool(128, thread_name_prefix="t").spare == 16
+    assert FairPool(4, thread_name_prefix="t").spare == 1
 
 
 def test_no_more_than_max_workers_calls_run_at_once(pool):
