@@ -26,6 +26,9 @@ class Sizes:
     slow_deliveries: int
     fanout_subscriptions: int
     backlog_rows: int
+    noisy_backlog: int  # tenant A's due deliveries (noisy neighbour)
+    noisy_events: int  # tenant B's events
+    noisy_window: float  # seconds of each window A's rate is measured over
     idle_cpu_seconds: float
     settle_seconds: float
     ceiling_seconds: float
@@ -42,6 +45,9 @@ FULL = Sizes(
     slow_deliveries=2_000,
     fanout_subscriptions=10_000,
     backlog_rows=1_000_000,
+    noisy_backlog=50_000,
+    noisy_events=200,
+    noisy_window=10,
     idle_cpu_seconds=20,
     settle_seconds=5,
     ceiling_seconds=5,
@@ -57,6 +63,9 @@ QUICK = Sizes(
     slow_deliveries=50,
     fanout_subscriptions=200,
     backlog_rows=10_000,
+    noisy_backlog=5_000,
+    noisy_events=20,
+    noisy_window=2,
     idle_cpu_seconds=3,
     settle_seconds=1,
     ceiling_seconds=1,

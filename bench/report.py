@@ -147,6 +147,29 @@ def figures(sizes) -> list[Figure]:
             "yes",
             lambda v, r: bool(v),
         ),
+        Figure(
+            "noisy.b_p99_ms",
+            f"8 noisy neighbour: B's {sizes.noisy_events} events (fast receivers) "
+            f"while A's {sizes.noisy_backlog:,} due (slow receivers) drain: "
+            "publish→receipt p99",
+            "ms",
+            "< 2,000 ms",
+            lambda v, r: v < 2000,
+        ),
+        Figure("noisy.b_p50_ms", "8 noisy neighbour: B's p50", "ms"),
+        Figure(
+            "noisy.a_alone",
+            "8 noisy neighbour: A's throughput without B (windows before and after)",
+            "deliveries/s",
+        ),
+        Figure(
+            "noisy.a_with_b",
+            "8 noisy neighbour: A's throughput while B publishes",
+            "deliveries/s",
+            "within 10% of without",
+            lambda v, r: r is not None and abs(r - 1) <= 0.1,
+            "noisy.a_alone",
+        ),
         Figure("memory.peak_rss_mb", "7 memory: workers' summed peak RSS", "MiB"),
         Figure(
             "memory.growth_pct",

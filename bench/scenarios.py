@@ -17,7 +17,7 @@ from bench.analysis import (
 )
 from bench.api import Api
 from bench.context import SUBSCRIBER, Context, Running
-from bench.stack import ROOT
+from bench.stack import ROOT, manage
 
 
 @dataclass
@@ -341,7 +341,7 @@ def backlog(ctx: Context) -> Outcome:
         run.wait_received(1, deadline=ctx.deadline())
         started = time.monotonic()
         _insert_backlog(
-            ctx, rows=rows, event_id=item.event_id, subscription_id=hook["id"]
+            ctx, rows=rows, event_id=item.event_id, subscription_ids=[hook["id"]]
         )
         insert_s = time.monotonic() - started
         time.sleep(ctx.sizes.settle_seconds)
@@ -377,13 +377,154 @@ def backlog(ctx: Context) -> Outcome:
     return Outcome(figures=figures, details={"probe": probe, "idle_seconds": wall})
 
 
+# Noisy neighbour: B's owner, a second subscribing tenant (A is SUBSCRIBER).
+NEIGHBOUR = "bench-neighbour"
+
+
+def noisy(ctx: Context) -> Outcome:
+    """8 (issue 19): tenant A has N due deliveries to slow receivers (1 s);
+    while they drain, tenant B's events, published one per POST at a steady
+    pace, go to fast receivers. B's publish->receipt latency, and A's
+    throughput in the windows before, during and after B's publishing."""
+    sizes = ctx.sizes
+    deadline = ctx.deadline()
+    with ctx.stack("noisy") as run:
+        _spread_webhooks(run, ctx, prefix="A", mode="slow")
+        neighbour = Api(run.stack.base_url, _api_key(run, NEIGHBOUR))
+        fast_paths = [f"/fast/n{i}" for i in range(ctx.sizes.webhooks)]
+        neighbour.create_webhooks(
+            [
+                {"url": run.sink.url(path), "tracking_id": f"N{i}"}
+                for i, path in enumerate(fast_paths)
+            ],
+            threads=4,
+            deadline=deadline,
+        )
+        # A's backlog: one published event's deliveries, copied N times in
+        # SQL, all due already (waiting since before B's first event).
+        seed = run.publisher.publish(payloads.event(seq=0, resource_id="A0"))
+        run.wait_received(1, deadline=deadline, mode="slow", answered=True)
+        hooks = _subscription_ids(ctx, tracking_prefix="A")
+        _insert_backlog(
+            ctx,
+            rows=sizes.noisy_backlog,
+            event_id=seed.event_id,
+            subscription_ids=hooks,
+            values={
+                "attempts_count": "0",
+                "backoff_step": "0",
+                "next_attempt_at": (
+                    "now() - interval '10 minutes' + g * interval '1 millisecond'"
+                ),
+                "last_status_code": "NULL",
+                "last_error": "''",
+            },
+        )
+        time.sleep(sizes.noisy_window)  # A ramps up
+        before = time.time()
+        time.sleep(sizes.noisy_window)
+        publisher = Api(run.stack.base_url, ctx.publisher_key, batch=1)
+        published = []
+        started = time.time()
+        for n in range(sizes.noisy_events):
+            # A steady pace: each event meets A's backlog as it is then.
+            time.sleep(max(0.0, started + n / NOISY_RATE - time.time()))
+            event = payloads.event(seq=n, resource_id=f"N{n % len(fast_paths)}")
+            published.append(
+                publisher.publish(
+                    event, index=n, paths=(fast_paths[n % len(fast_paths)],)
+                )
+            )
+        run.wait_received(sizes.noisy_events, deadline=deadline)
+        during = (started, time.time())
+        time.sleep(sizes.noisy_window)
+        after = time.time()
+        receipts = run.sink.receipts()
+        left = _still_due(ctx)
+    delivered = analyse(
+        published, receipts, keep=lambda path: path.startswith("/fast/n")
+    )
+    slow_done = sorted(r.done for r in receipts if r.path.startswith("/slow/"))
+    alone = _rate(slow_done, before, started) + _rate(slow_done, during[1], after)
+    figures = {
+        "noisy.b_p50_ms": percentile(delivered.latencies_ms, 50),
+        "noisy.b_p99_ms": percentile(delivered.latencies_ms, 99),
+        "noisy.b_max_ms": max(delivered.latencies_ms, default=None),
+        "noisy.a_alone": alone / 2,
+        "noisy.a_with_b": _rate(slow_done, *during),
+    }
+    return Outcome(
+        figures=figures,
+        checks=delivered.checks(),
+        details={
+            "a_backlog": sizes.noisy_backlog,
+            "a_still_due_at_end": left,
+            "b_rate_per_s": NOISY_RATE,
+            "windows": {
+                "before": [before, started],
+                "during": list(during),
+                "after": [during[1], after],
+            },
+        },
+    )
+
+
+# B publishes this many events per second (200 events: 10 s).
+NOISY_RATE = 20.0
+
+
+def _rate(done: list[float], start: float, end: float) -> float:
+    """Completions per second in [start, end)."""
+    count = sum(1 for at in done if start <= at < end)
+    return count / (end - start) if end > start else 0.0
+
+
+def _api_key(run: Running, client: str) -> str:
+    """A subscriptions key for another tenant, made in the scenario's database."""
+    out = manage(
+        ["create_api_key", "--client", client, "--scope", "subscriptions"],
+        env=run.stack.env,
+        log=run.stack.log("keys"),
+    )
+    return out.strip().splitlines()[-1].strip()
+
+
+def _subscription_ids(ctx: Context, *, tracking_prefix: str) -> list[str]:
+    connection = ctx.database.connect()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id::text FROM subscriptions_subscription "
+                "WHERE tracking_id LIKE %s ORDER BY tracking_id",
+                [tracking_prefix + "%"],
+            )
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def _still_due(ctx: Context) -> int:
+    """Pending deliveries left (A's backlog must not have drained already)."""
+    connection = ctx.database.connect()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM delivery_delivery WHERE status = 'pending'"
+            )
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
 # Every column of a delivery row the bench fills in; the values are SQL.
 _BACKLOG_VALUES = {
     "id": "gen_random_uuid()",
     "event_id": "%(event)s",
-    "subscription_id": "%(subscription)s",
+    # The subscriptions take turns; they all belong to one client.
+    "subscription_id": "(%(subscriptions)s::uuid[])[1 + mod(g, %(spread)s)]",
     "client_id": (
-        "(SELECT client_id FROM subscriptions_subscription WHERE id = %(subscription)s)"
+        "(SELECT client_id FROM subscriptions_subscription "
+        "WHERE id = (%(subscriptions)s::uuid[])[1])"
     ),
     "kind": "'event'",
     "status": "'pending'",
@@ -402,9 +543,15 @@ _BACKLOG_VALUES = {
 
 
 def _insert_backlog(
-    ctx: Context, *, rows: int, event_id: str, subscription_id: str
+    ctx: Context,
+    *,
+    rows: int,
+    event_id: str,
+    subscription_ids: list[str],
+    values: dict[str, str] | None = None,
 ) -> None:
-    """INSERT ... SELECT generate_series: rows pending deliveries, hours ahead.
+    """INSERT ... SELECT generate_series: rows pending deliveries, hours ahead
+    unless `values` (column -> SQL, `g` the row number) says otherwise.
 
     The columns come from the live table, so a new nullable or defaulted
     column does not break the bench; a new required one fails clearly.
@@ -424,16 +571,22 @@ def _insert_backlog(
             ]
             if unknown:
                 raise RuntimeError(f"backlog: no value for delivery columns {unknown}")
-            names = [name for name, _ in columns if name in _BACKLOG_VALUES]
+            chosen = {**_BACKLOG_VALUES, **(values or {})}
+            names = [name for name, _ in columns if name in chosen]
             # Set-up, not measured: skip the per-row foreign-key triggers (the
             # ids were just read from the database) so a million rows take
             # seconds. Needs a superuser, which the bench's postgres user is.
             cursor.execute("SET LOCAL session_replication_role = replica")
             cursor.execute(
                 f"INSERT INTO delivery_delivery ({', '.join(names)}) "
-                f"SELECT {', '.join(_BACKLOG_VALUES[name] for name in names)} "
+                f"SELECT {', '.join(chosen[name] for name in names)} "
                 "FROM generate_series(1, %(rows)s) AS g",
-                {"event": event_id, "subscription": subscription_id, "rows": rows},
+                {
+                    "event": event_id,
+                    "subscriptions": subscription_ids,
+                    "spread": len(subscription_ids),
+                    "rows": rows,
+                },
             )
         connection.autocommit = True
         with connection.cursor() as cursor:
@@ -452,4 +605,5 @@ SCENARIOS = {
     "fanout": fanout,
     "dead": dead,
     "backlog": backlog,
+    "noisy": noisy,
 }
