@@ -197,3 +197,14 @@ def test_the_migration_fills_the_header_names_of_existing_rows():
     without.refresh_from_db()
     assert with_headers.header_names == ["x-one", "X-Two"]
     assert without.header_names == []
+
+
+def test_the_schema_documents_the_cursor_and_the_link_header(schema):
+    operation = schema["paths"]["/api/v1/webhooks/"]["get"]
+
+    assert {p["name"] for p in operation["parameters"]} == {"limit", "status", "cursor"}
+    assert "rel=" in operation["responses"]["200"]["headers"]["Link"]["description"]
+    assert (
+        operation["responses"]["200"]["content"]["application/json"]["schema"]["type"]
+        == "array"
+    )
