@@ -240,7 +240,11 @@ class _GuardedConnectionMixin:
         for target in [sockaddr[0] for _, sockaddr in addresses] or [host]:
             try:
                 sock = proxy.open_tunnel(
-                    egress, target, self.port, timeout=_remaining(self.timeout)
+                    egress,
+                    target,
+                    self.port,
+                    timeout=_remaining(self.timeout),
+                    socket_options=self.socket_options or (),
                 )
             except TimeoutError as exc:
                 raise ConnectTimeoutError(

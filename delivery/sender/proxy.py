@@ -17,6 +17,7 @@ name sent. The proxy itself is the operator's and is not vetted.
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 
 from django.conf import settings
 
@@ -62,17 +63,26 @@ def proxy_for(host: str) -> EgressProxy | None:
 
 
 def open_tunnel(
-    proxy: EgressProxy, host: str, port: int, *, timeout: float | None
+    proxy: EgressProxy,
+    host: str,
+    port: int,
+    *,
+    timeout: float | None,
+    socket_options: Iterable[tuple[int, int, int]] = (),
 ) -> socket.socket:
     """A socket connected through the proxy to host:port (an address or a
     name), ready for TLS or plain HTTP. Raises EgressProxyError, or
-    TimeoutError when the proxy does not answer within `timeout`."""
+    TimeoutError when the proxy does not answer within `timeout`.
+    socket_options are the connection's (urllib3's TCP_NODELAY: headers and
+    body are separate writes, which Nagle would hold back)."""
     try:
         sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror
         raise EgressProxyError(f"unreachable ({reason or type(exc).__name__})")
     try:
+        for option in socket_options:
+            sock.setsockopt(*option)
         _connect(sock, proxy, host, port)
     except TimeoutError:
         sock.close()

@@ -5,6 +5,7 @@ destination the guard refuses never reaches the proxy; WEBHOOK_NO_PROXY
 bypasses it; its refusals are clean attempt failures."""
 
 import base64
+import socket
 
 import pytest
 
@@ -216,3 +217,32 @@ def test_no_proxy_matches_names_their_subdomains_and_addresses(settings):
         "[::1]": False,
         "Internal.Example.": False,
     }
+
+
+def test_a_tunnel_carries_plain_http_with_the_connections_socket_options(
+    start_proxy, receiver
+):
+    running = start_proxy()
+    nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    sock = proxy.open_tunnel(
+        conf.parse_egress_proxy(running.url()),
+        "127.0.0.1",
+        receiver.port,
+        timeout=5,
+        socket_options=[nodelay],
+    )
+    with sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        sock.sendall(
+            b"POST /direct HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\n{}"
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+
+    assert answer.split(b"\r\n")[0].split(b" ")[:2] == [b"HTTP/1.1", b"200"]
+    assert running.targets() == [f"127.0.0.1:{receiver.port}"]
+    (received,) = receiver.requests("/direct")
+    assert received.body == b"{}"
