@@ -15,7 +15,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 SCREENSHOTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/webhooks_screenshots
 SCREENSHOTS_DIR ?= var/screenshots
 
-.PHONY: install run test lint bench check-services screenshots browser pgbouncer
+.PHONY: install run test lint bench check-services screenshots browser pgbouncer iproute2
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,14 @@ pgbouncer:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q pgbouncer); } || \
 		{ echo "pgbouncer is missing: apt-get install pgbouncer (as root)"; exit 1; }
 
+# The multi-host tests (tests/multihost) make hosts with iproute2's `ip netns`;
+# installed when missing and we are root (without root they are skipped).
+iproute2:
+	@command -v ip >/dev/null || test -x /usr/sbin/ip || test -x /sbin/ip || \
+		{ [ "$$(id -u)" = 0 ] && (apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2); } || \
+		echo "iproute2 is missing: the multi-host tests will be skipped"
+
 check-services: install
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m tests.check_services
 
@@ -70,7 +78,7 @@ lint: install
 	DEBUG=true DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(PY) manage.py makemigrations --check --dry-run
 
-test: install browser pgbouncer check-services lint
+test: install browser pgbouncer iproute2 check-services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(BIN)/pytest $(PYTEST_ARGS)
 

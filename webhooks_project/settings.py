@@ -131,6 +131,23 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = conf.read(
         E, "DB_CONN_HEALTH_CHECKS", "true", conf.parse_bool
     )
+    # A lost host or link between a process and PostgreSQL is silence, not a
+    # refusal: unbounded, a query waits ~15 min for TCP to give up and a
+    # publish hangs instead of answering 503 (tests/multihost). libpq gives up
+    # on a connect, on data left unacknowledged, and on a silent idle peer
+    # (keepalives) after DB_NETWORK_TIMEOUT. Parameters in DATABASE_URL win.
+    DB_NETWORK_TIMEOUT = conf.read(
+        E, "DB_NETWORK_TIMEOUT", "10s", conf.parse_positive_duration
+    ).total_seconds()
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": max(2, round(DB_NETWORK_TIMEOUT)),  # libpq's minimum
+        "tcp_user_timeout": max(1, round(DB_NETWORK_TIMEOUT * 1000)),
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(DB_NETWORK_TIMEOUT / 2)),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 # Behind PgBouncer's transaction pooling (docs/deploy.md) each transaction may
 # run on another server session: nothing may rely on session state, so no
 # server-side cursors (QuerySet.iterator()) and no PREPAREd statements.

@@ -35,12 +35,9 @@ def _pg_bin(name: str) -> str:
 
 class PrivatePostgres:
     """initdb + pg_ctl in a temporary directory; stop(), start(), restart().
-    Listens on `host`, with `settings` (name: value) on its command line."""
+    `settings` (name: value) go on the server's command line."""
 
-    def __init__(
-        self, host: str = "127.0.0.1", settings: dict[str, str] | None = None
-    ) -> None:
-        self.host = host
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
         self.settings = settings or {}
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="faults-pg-"))
@@ -50,14 +47,10 @@ class PrivatePostgres:
         self._run(
             _pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"
         )
-        # initdb trusts loopback only; clients on other hosts of a test
-        # network (tests/multihost) connect from the server's own subnet.
-        with open(self.data / "pg_hba.conf", "a") as hba:
-            hba.write("host all all samenet trust\n")
         self.start()
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@{self.host}:{self.port}/{database}"
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
     def connect(self, database: str = "postgres") -> "psycopg2.extensions.connection":
         connection = psycopg2.connect(self.url(database), connect_timeout=3)
@@ -78,7 +71,7 @@ class PrivatePostgres:
         # -l: the server must not inherit pg_ctl's output pipe, or pg_ctl's
         # caller would wait for it to close.
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} "
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c full_page_writes=off -c max_connections=200"
         ) + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         return ["-o", options, "-l", str(self.dir / "server.log")]

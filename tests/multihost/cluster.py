@@ -3,7 +3,8 @@
     a  web (gunicorn); the publisher and the checks' HTTP calls run here too
     b  a Celery worker, and beat
     c  a Celery worker
-    d  PostgreSQL and the broker (redis-server); the checks' SQL runs here
+    d  PostgreSQL (on d's loopback: the others reach it through PgBouncer),
+       PgBouncer and the broker (redis-server); the checks' SQL runs here
     e  the receiver (the ledger, in the pytest process)
 
 Every process of the service reaches the others over the switch only, at

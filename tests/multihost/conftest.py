@@ -1,7 +1,10 @@
-"""Fixtures of the multi-host tests: the network (one per session), on host d
-a private PostgreSQL (one per session, a database per test copied from a
-migrated template) and a private redis-server per test, on host e the ledger
-receiver, and `cluster`, the service with its web process started on host a.
+"""Fixtures of the multi-host tests: the network (one per session); on host
+d a private PostgreSQL listening on d's loopback only (one per session, a
+database per test copied from a migrated template), in front of it a private
+PgBouncer (transaction pooling) and a private redis-server per test, both on
+d's address; on host e the ledger receiver; and `cluster`, the service with
+its web process started on host a, every process reaching PostgreSQL through
+PgBouncer only.
 
 Where this machine cannot make network namespaces (not root, no
 CAP_NET_ADMIN, no iproute2) every test here is skipped, saying why.
@@ -21,18 +24,19 @@ from tests.faults.template import (
 )
 from tests.multihost import netns
 from tests.multihost.cluster import DATABASE, HOSTS, RECEIVER, WEB, Cluster
+from tests.support.pgbouncer import PgBouncer
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack
 
-# What a deployment over several hosts sets on PostgreSQL (docs/scaling.md),
-# scaled down like ACCELERATED: a worker host that vanishes mid-transaction
-# holds its row locks until its session is ended, so end it soon.
-SERVER_SETTINGS = {
-    "idle_in_transaction_session_timeout": "5s",
-    "tcp_keepalives_idle": "5",
-    "tcp_keepalives_interval": "1",
-    "tcp_keepalives_count": "3",
-    "tcp_user_timeout": "5000",
+# What a deployment over several hosts sets (docs/scaling.md), scaled down
+# like ACCELERATED. A worker host that vanishes mid-transaction holds its row
+# locks until its server session is ended: end it soon.
+SERVER_SETTINGS = {"idle_in_transaction_session_timeout": "5s"}
+CLUSTER_ENV = {
+    **FAULT_ENV,
+    "DB_TRANSACTION_POOLING": "true",
+    # a publish meeting a lost link answers 503 well within a client's 10 s
+    "DB_NETWORK_TIMEOUT": "3s",
 }
 
 
@@ -48,9 +52,7 @@ def network() -> Iterator[netns.Network]:
 @pytest.fixture(scope="session")
 def host_postgres(network: netns.Network) -> Iterator[PrivatePostgres]:
     with network.inside(DATABASE):
-        server = PrivatePostgres(
-            host=network.address(DATABASE), settings=SERVER_SETTINGS
-        )
+        server = PrivatePostgres(settings=SERVER_SETTINGS)
     try:
         yield server
     finally:
@@ -77,6 +79,20 @@ def host_database_url(
 
 
 @pytest.fixture
+def host_bouncer(network: netns.Network, host_database_url: str) -> Iterator[PgBouncer]:
+    with network.inside(DATABASE):
+        bouncer = PgBouncer(
+            upstream=host_database_url,
+            pool_size=20,
+            host=network.address(DATABASE),
+        )
+    try:
+        yield bouncer
+    finally:
+        bouncer.close()
+
+
+@pytest.fixture
 def host_redis(network: netns.Network) -> Iterator[PrivateRedis]:
     with network.inside(DATABASE):
         server = PrivateRedis(host=network.address(DATABASE))
@@ -100,6 +116,7 @@ def host_ledger(network: netns.Network) -> Iterator[Receiver]:
 def cluster(
     network: netns.Network,
     host_database_url: str,
+    host_bouncer: PgBouncer,
     host_redis: PrivateRedis,
     host_keys: Keys,
 ) -> Iterator[Callable[..., Cluster]]:
@@ -109,9 +126,9 @@ def cluster(
 
     def make(**overrides: str) -> Cluster:
         stack = Stack(
-            database_url=host_database_url,
+            database_url=host_bouncer.url(host_database_url),
             redis_url=host_redis.url(),
-            env={**FAULT_ENV, **overrides},
+            env={**CLUSTER_ENV, **overrides},
         )
         stacks.append(stack)
         service = Cluster(

@@ -17,16 +17,19 @@ processes started in it stay on that host for their whole life.
 import contextlib
 import ctypes
 import os
+import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 
 CLONE_NEWNET = 0x40000000
 SUBNET = "198.18.0"
 _libc = ctypes.CDLL(None, use_errno=True)
+# /usr/sbin, which a minimal PATH may leave out.
+IP = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin") or "ip"
 
 
 def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+    subprocess.run([IP, *args], check=True, capture_output=True, timeout=10)
 
 
 def _setns(fd: int) -> None:
@@ -114,12 +117,12 @@ class Network:
         for name in reversed(self._created):
             # A process left in a namespace keeps it alive after `del`.
             pids = subprocess.run(
-                ["ip", "netns", "pids", name], capture_output=True, text=True
+                [IP, "netns", "pids", name], capture_output=True, text=True
             ).stdout.split()
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), 9)
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            subprocess.run([IP, "netns", "del", name], capture_output=True)
         self._created.clear()
 
     def _build(self) -> None:

@@ -17,6 +17,7 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 STEADY_EVENTS = 10_000
+OUTAGE = 30.0
 
 
 def test_steady_flow_is_delivered_by_both_worker_hosts(cluster, host_ledger):
@@ -73,6 +74,46 @@ def test_a_worker_host_cut_mid_burst_is_taken_over_within_the_lease(
     duplicated = {i for i, n in host_ledger.counts().items() if n > 1}
     assert duplicated <= service.sent_by(host_ledger, "b")
     assert outcome.duplicates <= 100
+
+
+def test_the_broker_host_unreachable_for_30_s_loses_no_event(cluster, host_ledger):
+    service = cluster()
+    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
+    service.start_worker("b")
+    service.start_worker("c")
+    service.start_beat("b")
+    publisher = service.start_publisher(count=800, per_second=20)
+
+    with timed() as took:
+        publisher.wait_for(100)
+        service.net.cut("d")  # the broker, and PostgreSQL with it
+        time.sleep(OUTAGE)
+        service.net.mend("d")
+        # every answer was a 202 or a 503 in the error envelope (settle)
+        outcome = settle(service, host_ledger, publisher, name="d cut", timeout=180)
+    report(service, host_ledger, outcome, name="broker host d cut", seconds=took[0])
+    # sent while d was away, recorded never: sent again (at least once)
+    assert outcome.duplicates <= 100
+
+
+def test_pgbouncer_restarted_mid_burst_loses_no_event(
+    cluster, host_ledger, host_bouncer
+):
+    service = cluster()
+    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
+    service.start_worker("b")
+    service.start_worker("c")
+    service.start_beat("b")
+    publisher = service.start_publisher(count=400, per_second=50)
+
+    with timed() as took:
+        publisher.wait_for(150)
+        with service.net.inside(DATABASE):
+            host_bouncer.restart()  # every client's connection cut at once
+        outcome = settle(service, host_ledger, publisher, name="pgbouncer restarted")
+    report(service, host_ledger, outcome, name="pgbouncer restarted", seconds=took[0])
+    # a publish cut mid-way answers a clean 503 (settle: nothing unexpected)
+    assert outcome.published + outcome.refused == 400
 
 
 def test_beat_host_cut_sweeps_resume_with_a_replacement_beat(

@@ -33,7 +33,9 @@ AS_USER = ["-u", "postgres"] if os.geteuid() == 0 else []
 
 
 class PgBouncer:
-    def __init__(self, *, upstream: str, pool_size: int = 4) -> None:
+    def __init__(
+        self, *, upstream: str, pool_size: int = 4, host: str = "127.0.0.1"
+    ) -> None:
         if PGBOUNCER is None:
             raise RuntimeError(
                 "pgbouncer is missing: apt-get install pgbouncer "
@@ -41,6 +43,7 @@ class PgBouncer:
             )
         parts = urlsplit(upstream)
         self.user = parts.username or "postgres"
+        self.host = host  # listen_addr (another host's, in tests/multihost)
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="webhooks-pgbouncer-"))
         self.dir.chmod(0o755)
@@ -51,7 +54,7 @@ class PgBouncer:
             "[databases]\n"
             f"* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}\n"
             "[pgbouncer]\n"
-            "listen_addr = 127.0.0.1\n"
+            f"listen_addr = {host}\n"
             f"listen_port = {self.port}\n"
             "unix_socket_dir =\n"
             "auth_type = trust\n"
@@ -72,7 +75,8 @@ class PgBouncer:
         """`database_url`'s database and user, through this PgBouncer."""
         parts = urlsplit(database_url)
         auth = parts.netloc.rpartition("@")[0]
-        netloc = f"{auth}@127.0.0.1:{self.port}" if auth else f"127.0.0.1:{self.port}"
+        address = f"{self.host}:{self.port}"
+        netloc = f"{auth}@{address}" if auth else address
         return urlunsplit(parts._replace(netloc=netloc))
 
     def start(self) -> None:
@@ -108,7 +112,7 @@ class PgBouncer:
             raise AssertionError(f"pgbouncer exited:\n{self.log()[-2000:]}")
         try:
             psycopg2.connect(
-                host="127.0.0.1",
+                host=self.host,
                 port=self.port,
                 user=self.user,
                 dbname="pgbouncer",  # its admin console: no server connection
