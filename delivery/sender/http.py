@@ -306,11 +306,11 @@ _adapters: dict[tuple[bool, EgressProxy | None], _Adapter] = {}
 _adapters_lock = threading.Lock()
 
 
-def _adapter(guarded: bool, url: str) -> _Adapter:
+def _adapter(guarded: bool, host: str) -> _Adapter:
     # One adapter (so one set of pools) per guard mode and route: a connection
     # opened while the guard was lifted is never reused once it is on, nor
-    # one opened directly once url's host must go through the proxy.
-    key = (guarded, proxy.proxy_for(parse_url(url).host or ""))
+    # one opened directly once the host must go through the proxy.
+    key = (guarded, proxy.proxy_for(host))
     adapter = _adapters.get(key)
     if adapter is None:
         with _adapters_lock:
@@ -378,7 +378,7 @@ def _token(
             _pin(config.token_url)
         return oauth2.access_token(
             config,
-            adapter=_adapter(guarded, config.token_url),
+            adapter=_adapter(guarded, parse_url(config.token_url).host or ""),
             timeout=_timeouts(),
             verify=_verify(),
             rejected=rejected,
@@ -424,7 +424,7 @@ def _post(
         else:
             ssrf.parse_destination(url)
         target = parse_url(url)
-        pool = _adapter(guarded, url).poolmanager.connection_from_host(
+        pool = _adapter(guarded, target.host or "").poolmanager.connection_from_host(
             target.host,
             port=target.port,
             scheme=target.scheme,
