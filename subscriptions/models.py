@@ -114,6 +114,8 @@ class Subscription(models.Model):
     # WEBHOOK_DELIVERY_TTL at the time the delivery is created, so a webhook
     # that asked for nothing follows the operator's setting.
     delivery_ttl = models.DurationField(null=True, blank=True)
+    # `10/s` or `600/m` (webhooks_project.conf.parse_rate); "" for none.
+    rate_limit = models.CharField(max_length=16, blank=True, default="")
 
     oauth2_token_url = models.CharField(max_length=250, blank=True)
     oauth2_client_id = models.CharField(max_length=255, blank=True)

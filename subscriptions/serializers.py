@@ -173,11 +173,28 @@ class ConfigurationSerializer(StrictSerializer):
             "(capillary: 7d)."
         ),
     )
+    rate_limit = StrictCharField(
+        max_length=16,
+        required=False,
+        help_text=(
+            "The most requests this webhook gets, across all workers: N/s or N/m, "
+            "between 1/m and 1000/s, evenly spaced. Default: no limit."
+        ),
+    )
 
     def validate_url(self, value: str) -> str:
         _check_http_url(value)
         _check_destination(value)
         return value
+
+    def validate_rate_limit(self, value: str) -> str:
+        try:
+            return str(conf.parse_rate(value))
+        except ValueError:
+            raise serializers.ValidationError(
+                "must be a rate such as 10/s or 600/m, between 1/m and "
+                f"{conf.RATE_MAX_PER_SECOND}/s"
+            )
 
     def validate_delivery_ttl(self, value: str) -> timedelta:
         try:
@@ -374,6 +391,9 @@ class ConfigurationOutSerializer(serializers.Serializer):
     delivery_ttl = serializers.CharField(
         help_text="How long each delivery is retried, e.g. 24h or 7d."
     )
+    rate_limit = serializers.CharField(
+        allow_null=True, help_text="e.g. 10/s or 600/m; null: no limit."
+    )
 
 
 class WebhookSerializer(serializers.Serializer):
@@ -404,6 +424,7 @@ class WebhookSerializer(serializers.Serializer):
             "headers": [{"key": name} for name in sub.header_names],
             "profile": sub.profile,
             "delivery_ttl": format_duration(sub.effective_delivery_ttl),
+            "rate_limit": sub.rate_limit or None,
         }
         if sub.has_oauth2:
             configuration["oauth2"] = {

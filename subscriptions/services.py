@@ -95,6 +95,8 @@ class WebhookConfig:
     profile: str = Subscription.Profile.STANDARD
     # None: the deployment's WEBHOOK_DELIVERY_TTL (capillary: 7 days).
     delivery_ttl: timedelta | None = None
+    # `10/s`, `600/m`; "" for none.
+    rate_limit: str = ""
 
 
 def _delivery_ttl(config: WebhookConfig) -> timedelta | None:
@@ -129,6 +131,7 @@ def config_from_request(data: Mapping[str, Any]) -> WebhookConfig:
         else None,
         profile=configuration.get("profile") or Subscription.Profile.STANDARD,
         delivery_ttl=configuration.get("delivery_ttl"),
+        rate_limit=configuration.get("rate_limit") or "",
     )
 
 
@@ -285,6 +288,7 @@ def _create(
             oauth2_scope=oauth2.scope if oauth2 else "",
             profile=config.profile,
             delivery_ttl=delivery_ttl,
+            rate_limit=config.rate_limit,
             secret=new_secret(),
             created_at=now,
             expires_at=now + settings.WEBHOOK_SUBSCRIPTION_TTL,

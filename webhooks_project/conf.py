@@ -53,6 +53,46 @@ def parse_schedule(text: str) -> tuple[timedelta, ...]:
     return delays
 
 
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m)\s*$")
+_RATE_PERIODS = {"s": timedelta(seconds=1), "m": timedelta(minutes=1)}
+# A rate limit's bounds: at least one request a minute, at most 1000 a second
+# (above, a limit is no protection worth a Redis round trip per request).
+RATE_MAX_PER_SECOND = 1000
+
+
+@dataclass(frozen=True)
+class Rate:
+    """`10/s`: at most `count` requests per `period`, evenly spaced."""
+
+    count: int
+    period: timedelta
+
+    @property
+    def interval(self) -> timedelta:
+        """The time between two requests."""
+        return self.period / self.count
+
+    def __str__(self) -> str:
+        return f"{self.count}/{'s' if self.period.total_seconds() == 1 else 'm'}"
+
+
+def parse_rate(text: str) -> Rate:
+    """`10/s` or `600/m` -> Rate, between 1/m and 1000/s; ValueError otherwise."""
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a rate such as 10/s or 600/m")
+    rate = Rate(int(match.group(1)), _RATE_PERIODS[match.group(2)])
+    per_second = rate.count / rate.period.total_seconds()
+    if rate.count < 1 or per_second > RATE_MAX_PER_SECOND:
+        raise ValueError(f"{text!r}: between 1/m and {RATE_MAX_PER_SECOND}/s")
+    return rate
+
+
+def parse_optional_rate(text: str) -> Rate | None:
+    """parse_rate, or None (off) for an empty value."""
+    return parse_rate(text) if text.strip() else None
+
+
 def parse_fraction(text: str) -> float:
     """`10%` or `0.1` -> 0.1, within [0, 1]."""
     value = text.strip()

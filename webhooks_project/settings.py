@@ -307,6 +307,11 @@ WEBHOOK_RETRY_AFTER_MAX = conf.read(
 WEBHOOK_BACKPRESSURE_MAX = conf.read(
     E, "WEBHOOK_BACKPRESSURE_MAX", "5m", conf.parse_duration
 )
+# A default rate limit per destination (scheme://host:port), e.g. 50/s or
+# 3000/m, shared by all workers (Redis); empty (the default): none.
+WEBHOOK_HOST_RATE_LIMIT = conf.read(
+    E, "WEBHOOK_HOST_RATE_LIMIT", "", conf.parse_optional_rate
+)
 WEBHOOK_CONFLICT_RETRY_INTERVAL = conf.read(
     E, "WEBHOOK_CONFLICT_RETRY_INTERVAL", "1m", conf.parse_duration
 )

@@ -14,7 +14,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -26,7 +26,7 @@ from delivery.pipeline.claiming import claim_due
 from delivery.pipeline.fair_pool import FairPool
 from delivery.pipeline.items import Item, Postponed, Sent, Settled, Skipped
 from delivery.pipeline.recording import record
-from delivery.policy import breaker
+from delivery.policy import breaker, ratelimit
 from delivery.sender import http
 from delivery.sender.types import OutboundRequest, SendResult
 from events.models import EventType
@@ -105,11 +105,14 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
             early.append(item)
 
     deadline = time.monotonic() + _send_window()
-    futures: dict[Future[tuple[datetime, SendResult]], tuple[Delivery, str]]
+    futures: dict[Future[tuple[datetime, Outcome]], tuple[Delivery, str]]
     futures = {}
     for delivery, destination, request in to_send:
+        limits = ratelimit.limits_for(
+            subscription=delivery.subscription, destination=destination
+        )
         future = http_pool().submit(
-            delivery.client_id, _send, request, deadline, delivery.expires_at
+            delivery.client_id, _send, request, deadline, delivery.expires_at, limits
         )
         futures[future] = (delivery, destination)
     _record(early, states, terminal, lease_ends)
@@ -173,9 +176,23 @@ def _build(delivery: Delivery, *, now: datetime) -> OutboundRequest | None:
         return None
 
 
+@dataclass(frozen=True)
+class RateLimited:
+    """Not sent: a rate limit has no room before `until` (no attempt)."""
+
+    until: datetime
+    reason: str
+
+
+Outcome = SendResult | RateLimited
+
+
 def _send(
-    request: OutboundRequest | None, deadline: float, expires_at: datetime
-) -> tuple[datetime, SendResult]:
+    request: OutboundRequest | None,
+    deadline: float,
+    expires_at: datetime,
+    limits: tuple[ratelimit.Limit, ...] = (),
+) -> tuple[datetime, Outcome]:
     """Runs on a sender thread: no database work here."""
     started = timezone.now()
     if request is None:
@@ -184,6 +201,15 @@ def _send(
         return started, NOT_SENT
     if started >= expires_at:
         return started, EXPIRED_WHILE_QUEUED
+    if limits:
+        budget = min(ratelimit.sleep_budget(limits), deadline - time.monotonic())
+        postpone = ratelimit.acquire(limits, max_wait=budget)
+        started = timezone.now()
+        if postpone:
+            until = started + timedelta(seconds=postpone)
+            limited = ratelimit.describe(limits)
+            reason = f"rate limit {limited}: postponed to {until.isoformat()}"
+            return started, RateLimited(until, reason)
     try:
         return started, http.send(request)
     except Exception as exc:  # send() promises not to raise; a bug must not leak
@@ -193,7 +219,7 @@ def _send(
 
 
 def _drain(
-    futures: dict[Future[tuple[datetime, SendResult]], tuple[Delivery, str]],
+    futures: dict[Future[tuple[datetime, Outcome]], tuple[Delivery, str]],
     states: dict[str, breaker.BreakerState],
     terminal: "_TerminalTypes",
     lease_ends: float,
@@ -225,6 +251,8 @@ def _drain(
                 buffer.append(Settled(delivery, Delivery.Status.PENDING))
             elif result is EXPIRED_WHILE_QUEUED:
                 buffer.append(Settled(delivery, Delivery.Status.EXPIRED))
+            elif isinstance(result, RateLimited):
+                buffer.append(Postponed(delivery, result.until, result.reason))
             else:
                 buffer.append(Sent(delivery, started, result, destination))
         if buffer and (

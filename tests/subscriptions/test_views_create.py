@@ -58,6 +58,7 @@ def test_it_creates_a_webhook_and_answers_with_the_webhook_object(api, body):
         },
         "profile": "standard",
         "delivery_ttl": "1d",
+        "rate_limit": None,
     }
     assert webhook["status"] == "active"
     assert ISO_Z.match(webhook["created"]) and ISO_Z.match(webhook["expiry"])
@@ -123,6 +124,7 @@ def test_a_minimal_body_gets_the_defaults(api):
         "headers": [],
         "profile": "standard",
         "delivery_ttl": "1d",
+        "rate_limit": None,
     }
     assert Subscription.objects.get(pk=webhook["id"]).tracking_id is None
 
