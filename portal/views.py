@@ -1,5 +1,6 @@
 """The portal's pages: read the form or query, call one service or selector,
-render. Every page but `enter` needs the session (http.session_required)."""
+render. Every page needs the session (http.session_required) but `enter`,
+which opens it, and `sign_out`, which ends it."""
 
 from functools import wraps
 
@@ -69,7 +70,11 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     return http.page(
         request,
         "portal/webhook_list.html",
-        {"client": client, "webhooks": selectors.webhook_rows(client=client)},
+        {
+            "client": client,
+            "nav": "webhooks",
+            "webhooks": selectors.webhook_rows(client=client),
+        },
     )
 
 

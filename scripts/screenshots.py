@@ -81,6 +81,9 @@ class Shot:
     viewport: tuple[int, int] = (1600, 900)
     # The answer's status (a refused page is a 403).
     status: int = 200
+    # Landmarks, one h1, and a label for every form control (the portal's
+    # pages; the admin is Django's own).
+    accessible: bool = False
 
 
 def main() -> int:
@@ -484,7 +487,14 @@ def _post_empty_create_form(page: "Page", url: str) -> None:
 
 def _portal_shots(sample: Sample) -> list[Shot]:
     def portal(name: str, path: str, expected: list[str], **kwargs) -> Shot:
-        return Shot(f"portal-{name}", path, expected, styled="header.top", **kwargs)
+        return Shot(
+            f"portal-{name}",
+            path,
+            expected,
+            styled="header.top",
+            accessible=True,
+            **kwargs,
+        )
 
     webhook = f"/portal/webhooks/{sample.failing_webhook_id}"
     return [
@@ -564,7 +574,28 @@ def _check(page: "Page", shot: Shot, sample: Sample) -> list[str]:
         or header["display"] != "flex"
     ):
         problems.append(f"the stylesheet is not applied to {shot.styled} ({header})")
+    if shot.accessible:
+        problems += page.evaluate(_ACCESSIBILITY_PROBLEMS)
     return problems
+
+
+# What a screen-reader or keyboard user would miss on the page.
+_ACCESSIBILITY_PROBLEMS = """() => {
+  const problems = [];
+  if (document.querySelectorAll("main").length !== 1) problems.push("no one <main>");
+  if (document.querySelectorAll("h1").length !== 1) problems.push("no one <h1>");
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  for (const el of document.querySelectorAll(
+      "input:not([type=hidden]), select, textarea")) {
+    if (!el.labels.length && !el.getAttribute("aria-label"))
+      problems.push(`a ${el.tagName.toLowerCase()} without a label (${el.name})`);
+  }
+  for (const el of document.querySelectorAll("button, a[href]")) {
+    if (!(el.textContent + (el.getAttribute("aria-label") || "")).trim())
+      problems.push(`a ${el.tagName.toLowerCase()} without text`);
+  }
+  return problems;
+}"""
 
 
 if __name__ == "__main__":

@@ -130,3 +130,23 @@ def test_the_checks_catch_a_wrong_page(page, problem):
         assert problems == []
     else:
         assert len(problems) == 1 and problem in problems[0]
+
+
+class _PortalPage(_Page):
+    """A styled page whose accessibility check finds `problems`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("<p>ok</p>", "Deliveries", STYLED)
+        self.problems = problems
+
+    def evaluate(self, script: str, arg: object = None) -> dict | list | None:
+        return self.header if arg is not None else self.problems
+
+
+def test_the_portals_pages_are_checked_for_landmarks_and_labels():
+    shot = screenshots.Shot("p", "/portal/", ["Deliveries"], accessible=True)
+
+    assert screenshots._check(_PortalPage([]), shot, SAMPLE) == []
+    assert screenshots._check(
+        _PortalPage(["an input without a label (url)"]), shot, SAMPLE
+    ) == ["an input without a label (url)"]
