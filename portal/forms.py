@@ -104,7 +104,7 @@ def errors_by_field(
             (name for name, prefix in fields.items() if path.startswith(prefix)), ""
         )
         shown.setdefault(field, []).extend(
-            f"{path}: {message}" if path != fields.get(field) else message
+            message if path in (fields.get(field), "body") else f"{path}: {message}"
             for message in messages
         )
     return shown
