@@ -183,7 +183,9 @@ def _by_publisher_id(
     """The caller's event with this publisher's id: the one it published
     itself (unique per publisher), else the newest with a delivery to its
     webhooks (two publishers may have used the same id; one query)."""
-    if len(publisher_id) > Event._meta.get_field("idempotency_key").max_length:
+    too_long = len(publisher_id) > Event._meta.get_field("idempotency_key").max_length
+    # No id was published with a NUL (PostgreSQL text cannot hold one).
+    if too_long or "\x00" in publisher_id:
         return None
     visible = Q()
     if ApiKey.Scope.PUBLISH in scopes:
