@@ -3,8 +3,8 @@
 The in-process lookup caches (webhooks_project/lookups.py: API keys, event
 types, tenants) live at most WEBHOOK_LOOKUP_CACHE_TTL (500 ms) with no
 message between processes, so a change made anywhere must be obeyed by every
-web process within a second: a revoked key, a deleted or paused webhook, a
-new event type. And under concurrent duplicate publishes, idempotency (per
+web process within a second: a revoked key, a publish key bound to tenants,
+a deleted or paused webhook, a new event type. And under concurrent duplicate publishes, idempotency (per
 publisher) and tenant isolation hold.
 
 The changes are made from this test process, a third one, as the admin or
@@ -143,6 +143,26 @@ def test_a_revoked_key_is_refused_by_both_web_processes_within_a_second(two_webs
     # Only that key: another key of the same client still works on both.
     for web in (web_a, web_b):
         assert web.call("GET", "/api/v1/webhooks", other_key).status_code == 200
+
+
+def test_binding_a_publish_key_to_a_tenant_holds_on_both_processes_within_a_second(
+    two_webs,
+):
+    acme, _ = ClientFactory(name="acme"), ClientFactory(name="globex")
+    api_key, key = new_key("platform", "publish")
+    # Cached unbound on both: publishing into globex works everywhere.
+    for web in two_webs:
+        assert web.publish(key, tenant="globex").status_code == 202, web.name
+
+    api_key.tenants.set([acme])  # as the admin does, from a third process
+
+    def refused_everywhere() -> list[int] | None:
+        codes = [web.publish(key, tenant="globex").status_code for web in two_webs]
+        return codes if codes == [403, 403] else None
+
+    within(PROPAGATION, refused_everywhere, "both processes to refuse globex")
+    for web in two_webs:
+        assert web.publish(key, tenant="acme").status_code == 202, web.name
 
 
 def test_a_webhook_deleted_on_one_process_gets_nothing_published_through_the_other(
