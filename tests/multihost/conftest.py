@@ -31,7 +31,11 @@ from tests.support.stack import Stack
 # What a deployment over several hosts sets (docs/scaling.md), scaled down
 # like ACCELERATED. A worker host that vanishes mid-transaction holds its row
 # locks until its server session is ended: end it soon.
-SERVER_SETTINGS = {"idle_in_transaction_session_timeout": "5s"}
+SERVER_SETTINGS = {
+    "idle_in_transaction_session_timeout": "5s",
+    # the statements' costs for docs/scaling.md (tests/multihost/figures.py)
+    "shared_preload_libraries": "pg_stat_statements",
+}
 CLUSTER_ENV = {
     **FAULT_ENV,
     "DB_TRANSACTION_POOLING": "true",

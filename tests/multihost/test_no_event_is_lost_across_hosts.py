@@ -11,6 +11,7 @@ import pytest
 
 from tests.faults.service import settle, unfinished
 from tests.multihost.cluster import DATABASE, RECEIVER, report, timed
+from tests.multihost.figures import Figures
 from tests.support.receiver import Reply
 from tests.support.waiting import wait_until
 
@@ -20,12 +21,16 @@ STEADY_EVENTS = 10_000
 OUTAGE = 30.0
 
 
-def test_steady_flow_is_delivered_by_both_worker_hosts(cluster, host_ledger):
+def test_steady_flow_is_delivered_by_both_worker_hosts(
+    cluster, host_ledger, host_bouncer, host_redis, host_postgres
+):
     service = cluster()
     service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
     service.start_worker("b")
     service.start_worker("c")
     service.start_beat("b")
+    figures = Figures(service, host_bouncer, host_redis, host_postgres)
+    figures.start()
 
     with timed() as took:
         publisher = service.start_publisher(
@@ -33,6 +38,7 @@ def test_steady_flow_is_delivered_by_both_worker_hosts(cluster, host_ledger):
         )
         outcome = settle(service, host_ledger, publisher, name="steady", timeout=300)
     by_host = report(service, host_ledger, outcome, name="steady", seconds=took[0])
+    figures.print(deliveries=outcome.received)
     assert outcome.duplicates == 0
     # both worker hosts delivered a fair part, and no other host did
     assert set(by_host) == {"b", "c"}
