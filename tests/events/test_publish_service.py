@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from delivery.models import Delivery
 from events.models import Event, EventType
 from events.services import EventTooLarge, InvalidEvent, publish_event, publish_events
+from subscriptions.models import Subscription
 from tests.support.factories import ClientFactory
 from tests.support.rows import earlier
 from webhooks_project import metrics
@@ -381,3 +383,32 @@ def test_a_non_terminal_event_ends_nothing(platform, subscribe, sql_path):
 
     tracking.refresh_from_db()
     assert tracking.status == "active"
+
+
+def test_a_terminal_event_is_still_one_statement(platform, subscribe):
+    acme = ClientFactory(name="acme")
+    for parcel in ("PKG1", "PKG2"):
+        subscribe(acme, ["DELIVERED"], tracking_id=parcel, created_at=earlier())
+    # The same shape once before: the type and tenant are cached, the
+    # statement prepared on this connection.
+    publish_event(
+        publisher=platform,
+        type="DELIVERED",
+        tenant="acme",
+        resource_id="PKG1",
+        payload={},
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        result = publish_event(
+            publisher=platform,
+            type="DELIVERED",
+            tenant="acme",
+            resource_id="PKG2",
+            payload={},
+        )
+
+    assert [query["sql"].split()[0] for query in queries] == ["EXECUTE"]
+    assert result.deliveries == 1
+    ended = Subscription.objects.get(tracking_id="PKG2")
+    assert ended.status == "expired"

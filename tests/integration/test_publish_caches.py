@@ -4,8 +4,8 @@ The in-process lookup caches (webhooks_project/lookups.py: API keys, event
 types, tenants) live at most WEBHOOK_LOOKUP_CACHE_TTL (500 ms) with no
 message between processes, so a change made anywhere must be obeyed by every
 web process within a second: a revoked key, a publish key bound to tenants,
-a deleted or paused webhook, a new event type. And under concurrent duplicate publishes, idempotency (per
-publisher) and tenant isolation hold.
+a deleted or paused webhook, a new event type. And under concurrent
+duplicate publishes, idempotency (per publisher) and tenant isolation hold.
 
 The changes are made from this test process, a third one, as the admin or
 a shell would make them; its rows are committed (transactional tests).
