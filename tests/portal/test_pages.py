@@ -343,3 +343,19 @@ def test_past_the_webhook_quota_create_gives_the_apis_message(portal, settings):
     assert response.status_code == 400
     assert b"Webhook quota exceeded" in response.content
     assert Subscription.objects.count() == 0
+
+
+def test_a_webhooks_deliveries_are_paged_newest_first(portal, api):
+    webhook = create_webhook(api, "https://acme.example/in")
+    subscription = Subscription.objects.get(pk=webhook["id"])
+    ids = [str(make_delivery(subscription, "failed").event_id) for _ in range(21)]
+    path = f"/portal/webhooks/{webhook['id']}"
+
+    first = portal.get(path).content.decode()
+    older = re.search(r'href="(\?cursor=[^"]+)"', first)[1]
+    second = portal.get(path + html.unescape(older)).content.decode()
+
+    assert [i for i in ids if i in first] == ids[1:]
+    assert [i for i in ids if i in second] == ids[:1]
+    assert "Older deliveries" not in second
+    assert portal.get(path + "?cursor=not-a-cursor").status_code == 404
