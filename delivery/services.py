@@ -444,6 +444,11 @@ class TooManyDeliveries(Exception):
         super().__init__(f"more than {cap} deliveries match; narrow since/until")
         self.cap = cap
 
+    @property
+    def message(self) -> str:
+        """The 400's message on the field that selected too many (API and portal)."""
+        return f"more than {self.cap} deliveries match (the most one call takes)"
+
 
 @dataclass(frozen=True)
 class BulkRetryResult:

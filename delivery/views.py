@@ -91,9 +91,7 @@ class WebhookTestView(_DeliveryApiView):
 def _too_many(
     exc: services.TooManyDeliveries, field: str
 ) -> exceptions.ValidationError:
-    return exceptions.ValidationError(
-        {field: [f"more than {exc.cap} deliveries match (the most one call takes)"]}
-    )
+    return exceptions.ValidationError({field: [exc.message]})
 
 
 class WebhookReplayView(_DeliveryApiView):

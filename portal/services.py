@@ -71,13 +71,7 @@ def replay_webhook(*, client: Client, form: Any) -> replay.ReplayResult:
             statuses=data["status"],
         )
     except TooManyDeliveries as exc:
-        raise Invalid(
-            {
-                "since": [
-                    f"more than {exc.cap} deliveries match (the most one call takes)"
-                ]
-            }
-        )
+        raise Invalid({"since": [exc.message]})
     except replay.ReplayInProgress as exc:
         raise Invalid({"body": [str(exc)]})
 

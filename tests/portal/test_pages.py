@@ -359,3 +359,26 @@ def test_a_webhooks_deliveries_are_paged_newest_first(portal, api):
     assert [i for i in ids if i in second] == ids[:1]
     assert "Older deliveries" not in second
     assert portal.get(path + "?cursor=not-a-cursor").status_code == 404
+
+
+def test_a_replay_over_the_cap_gives_the_apis_message(portal, api, monkeypatch):
+    from delivery.ops import replay
+
+    monkeypatch.setattr(replay, "WEBHOOK_REPLAY_MAX", 1)
+    mine = create_webhook(api, "https://acme.example/in")
+    for _ in range(2):
+        make_delivery(Subscription.objects.get(pk=mine["id"]), "failed")
+    since = (timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+
+    response = _post(
+        portal,
+        "/portal/events/replay",
+        "/portal/events",
+        {"webhook": mine["id"], "since": since},
+    )
+
+    assert response.status_code == 400
+    assert b"more than 1 deliveries match (the most one call takes)" in (
+        response.content
+    )
+    assert Delivery.objects.count() == 2
