@@ -7,6 +7,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from delivery.models import Attempt, Delivery
 from subscriptions.models import Client, Subscription
+from webhooks_project.ids import parse_public_id
 
 
 def _with_attempts(deliveries: QuerySet[Delivery]) -> QuerySet[Delivery]:
@@ -29,9 +30,13 @@ def list_deliveries(
     limit: int,
     status: str | None = None,
     before: tuple[datetime, UUID] | None = None,
+    event_id: str | None = None,
 ) -> list[Delivery]:
     """A page of the subscription's deliveries, newest first, with attempts.
 
+    `event_id` keeps those of the event with that UUID and of the events its
+    publisher published under that `id` (several publishers may reach one
+    webhook with the same id: all of them are listed).
     `before` is the (created_at, id) of the last row of the previous page.
     Returns up to limit + 1 rows: the extra one says there is a next page.
     (Index `delivery_sub_created`.)
@@ -39,6 +44,11 @@ def list_deliveries(
     deliveries = Delivery.objects.filter(subscription=subscription)
     if status:
         deliveries = deliveries.filter(status=status)
+    if event_id:
+        of_event = Q(event__idempotency_key=event_id)
+        if (our_id := parse_public_id(event_id)) is not None:
+            of_event |= Q(event_id=our_id)
+        deliveries = deliveries.filter(of_event)
     if before is not None:
         created_at, delivery_id = before
         deliveries = deliveries.filter(

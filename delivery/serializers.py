@@ -76,6 +76,13 @@ class TestDeliverySerializer(serializers.Serializer):
 
 class DeliveryListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Delivery.Status.choices, required=False)
+    # Our event UUID or the publisher's own event id (its idempotency key).
+    event_id = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="Only the deliveries of this event: our UUID, or the "
+        "publisher's own event `id`.",
+    )
     limit = serializers.IntegerField(
         min_value=1, max_value=MAX_PAGE, default=DEFAULT_PAGE
     )

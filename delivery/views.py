@@ -180,7 +180,9 @@ class WebhookDeliveriesView(_DeliveryApiView):
         responses={200: DeliveryPageSerializer, **_errors(400, 401, 403, 404, 429)},
         description=(
             "The webhook's deliveries, newest first, with their attempts. "
-            "`limit` 1–1000 (default 100); pass `next` back as `cursor`."
+            "`limit` 1–1000 (default 100); pass `next` back as `cursor`. "
+            "`event_id`: only those of one event, by our UUID or the "
+            "publisher's own event `id`."
         ),
         tags=["deliveries"],
     )
@@ -194,6 +196,7 @@ class WebhookDeliveriesView(_DeliveryApiView):
             limit=limit,
             status=query.validated_data.get("status"),
             before=query.validated_data.get("cursor"),
+            event_id=query.validated_data.get("event_id"),
         )
         page = rows[:limit]
         cursor = (

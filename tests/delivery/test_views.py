@@ -8,8 +8,10 @@ import pytest
 from django.utils import timezone
 
 from delivery.models import Attempt, Delivery
+from events.models import Event
 from tests.support.api import assert_envelope
-from tests.support.rows import make_delivery
+from tests.support.factories import ClientFactory
+from tests.support.rows import make_delivery, make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -140,11 +142,38 @@ class TestDeliveryList:
             ({"limit": "many"}, "limit"),
             ({"cursor": "not-a-cursor"}, "cursor"),
             ({"cursor": "MjAyNnxub3BlCg"}, "cursor"),
+            ({"event_id": "x" * 65}, "event_id"),
+            ({"event_id": "a\x00b"}, "event_id"),
         ],
     )
     def test_bad_parameters_are_a_400(self, api, webhook, query, field):
         payload = assert_envelope(api.get(self.url(webhook), query), 400)
         assert field in payload["errors"]
+
+    def test_it_filters_by_our_event_id_or_the_publishers(self, api, webhook):
+        make_delivery(webhook)
+        by_key = make_delivery(
+            webhook, event=make_event(webhook.client, idempotency_key="order-1")
+        )
+        # Another publisher reaching this webhook under the same id.
+        carrier = ClientFactory(name="carrier")
+        also = make_delivery(
+            webhook,
+            event=Event.objects.create(
+                publisher=carrier, type="DELIVERED", idempotency_key="order-1"
+            ),
+        )
+
+        def listed(event_id: str) -> set[str]:
+            response = api.get(self.url(webhook), {"event_id": event_id})
+            assert response.status_code == 200, response.json()
+            return {row["id"] for row in response.json()["results"]}
+
+        assert listed(str(by_key.event_id)) == {str(by_key.id)}
+        assert listed(str(by_key.event_id).upper()) == {str(by_key.id)}
+        assert listed("order-1") == {str(by_key.id), str(also.id)}
+        assert listed("order-2") == set()
+        assert listed(str(uuid.uuid4())) == set()
 
     def test_someone_elses_webhook_is_not_found(self, api, theirs):
         make_delivery(theirs)
