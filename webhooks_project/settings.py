@@ -137,7 +137,7 @@ else:
     # on a connect, on data left unacknowledged, and on a silent idle peer
     # (keepalives) after DB_NETWORK_TIMEOUT. Parameters in DATABASE_URL win.
     DB_NETWORK_TIMEOUT = conf.read(
-        E, "DB_NETWORK_TIMEOUT", "10s", conf.parse_positive_duration
+        E, "DB_NETWORK_TIMEOUT", "5s", conf.parse_positive_duration
     ).total_seconds()
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": max(2, round(DB_NETWORK_TIMEOUT)),  # libpq's minimum

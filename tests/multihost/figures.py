@@ -137,9 +137,11 @@ class Figures:
         before = self._database_row(self._stats_before)
         xacts = int(mine["total_xact_count"] - before["total_xact_count"])
         wait = float(mine["total_wait_time"] - before["total_wait_time"]) / 1e6
+        held = float(mine["total_xact_time"] - before["total_xact_time"]) / 1e3
         busiest = max(self.pools, key=lambda p: p["cl_active"] + p["cl_waiting"])
         print(
-            f"figures: pgbouncer {xacts} transactions, clients waited {wait:.1f} s "
+            f"figures: pgbouncer {xacts} transactions ({held / max(xacts, 1):.2f} ms "
+            f"each on a server connection), clients waited {wait:.1f} s "
             f"in all; busiest sample: {busiest['cl_active']} clients active, "
             f"{busiest['cl_waiting']} waiting, {busiest['sv_active']} server "
             f"connections active, {busiest['sv_idle'] + busiest['sv_used']} idle; "

@@ -45,14 +45,14 @@ def test_connections_give_up_after_the_network_timeout():
     }
 
 
-def test_the_default_is_ten_seconds_and_the_url_wins():
+def test_the_default_is_five_seconds_and_the_url_wins():
     done = _options(
         DATABASE_URL="postgres://postgres@db.internal:5432/webhooks?connect_timeout=3"
     )
 
     options = json.loads(done.stdout)
     assert options["connect_timeout"] == 3
-    assert options["tcp_user_timeout"] == 10000
+    assert options["tcp_user_timeout"] == 5000
 
 
 def test_a_timeout_that_is_not_a_positive_duration_stops_start_up():
