@@ -23,6 +23,12 @@ class Delivery(models.Model):
     class Kind(models.TextChoices):
         EVENT = "event", "event"
         TEST = "test", "test"
+        # Operational notifications (delivery/notifications.py): to the
+        # operator's WEBHOOK_OPERATIONAL_URL, or to the client's notification_url.
+        OPERATOR = "operator", "operator notification"
+        NOTICE = "notice", "client notification"
+
+    NOTIFICATIONS = (Kind.OPERATOR, Kind.NOTICE)
 
     # Not finished: it may still be sent (pending) or will be once resumed (held).
     UNFINISHED = (Status.PENDING, Status.HELD)

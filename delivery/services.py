@@ -9,9 +9,10 @@ delivery/policy/ and the code that makes requests in delivery/sender/.
 """
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from uuid import UUID
 
 from django.conf import settings
@@ -21,7 +22,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from delivery.models import Breaker, Delivery
-from delivery.pipeline import counting, wakeups
+from delivery.pipeline import counting, notifications, wakeups
+from delivery.pipeline.notifications import Notice
 from events.models import Event
 from events.selectors import reaches
 from subscriptions.models import Subscription
@@ -32,6 +34,34 @@ TEST_EVENT_TYPE = "TEST"
 # Sweeps touch at most this many rows per statement, so none holds locks long.
 SWEEP_CHUNK = 5000
 SWEEP_MAX_CHUNKS = 100
+
+
+def notify(notices: Iterable[Notice]) -> int:
+    """Operational notifications of these transitions (to the operator and the
+    clients: delivery/pipeline/notifications.py). Call inside the transaction
+    that makes them, so each is sent once, and only if it commits."""
+    return notifications.notify(notices)
+
+
+def _notify_expired(rows: QuerySet[Delivery], ids: Sequence[UUID]) -> None:
+    """`delivery.exhausted` for the event deliveries among `ids` that `rows`
+    (already filtered to the expired ones) holds."""
+    expired = rows.filter(
+        id__in=ids, kind=Delivery.Kind.EVENT, subscription_id__isnull=False
+    ).values_list(
+        "id", "subscription_id", "client_id", "last_status_code", "last_error"
+    )
+    notify(
+        Notice(
+            type=notifications.EXHAUSTED,
+            webhook_id=webhook_id,
+            client_id=client_id,
+            reason=f"expired: {last_error or 'its TTL ran out'}",
+            last_status_code=last_status_code,
+            delivery_id=delivery_id,
+        )
+        for delivery_id, webhook_id, client_id, last_status_code, last_error in expired
+    )
 
 
 class DeliveryNotRetriable(Exception):
@@ -48,12 +78,14 @@ def release_held_deliveries(*, subscription_id: UUID) -> int:
     held = Delivery.objects.filter(
         subscription_id=subscription_id, status=Delivery.Status.HELD
     )
-    expired = held.filter(expires_at__lte=now).update(
+    overdue = list(held.filter(expires_at__lte=now).values_list("id", flat=True))
+    expired = held.filter(id__in=overdue).update(
         status=Delivery.Status.EXPIRED,
         next_attempt_at=None,
         lease_token=None,
         updated_at=now,
     )
+    _notify_expired(Delivery.objects.filter(status=Delivery.Status.EXPIRED), overdue)
     counting.count_finished({Delivery.Status.EXPIRED: expired})
     released = held.update(
         status=Delivery.Status.PENDING,
@@ -326,6 +358,10 @@ def expire_overdue_deliveries() -> int:
     ).exclude(in_flight)
     expired = _in_chunks(
         overdue,
+        then=partial(
+            _notify_expired,
+            Delivery.objects.filter(status=Delivery.Status.EXPIRED, updated_at=now),
+        ),
         status=Delivery.Status.EXPIRED,
         next_attempt_at=None,
         lease_token=None,
@@ -335,13 +371,22 @@ def expire_overdue_deliveries() -> int:
     return expired
 
 
-def _in_chunks(rows: QuerySet[Delivery], **changes: object) -> int:
+def _in_chunks(
+    rows: QuerySet[Delivery],
+    then: Callable[[list[UUID]], None] | None = None,
+    **changes: object,
+) -> int:
+    """Update `rows` a chunk at a time; then(ids) after each chunk, in its
+    transaction."""
     total = 0
     for _ in range(SWEEP_MAX_CHUNKS):
         ids = list(rows.values_list("id", flat=True)[:SWEEP_CHUNK])
         if not ids:
             break
-        total += rows.filter(id__in=ids).update(**changes)
+        with transaction.atomic():
+            total += rows.filter(id__in=ids).update(**changes)
+            if then is not None:
+                then(ids)
         if len(ids) < SWEEP_CHUNK:
             break
     return total

@@ -13,6 +13,10 @@ class Client(models.Model):
     """A tenant: owns API keys and subscriptions; publishes or receives events."""
 
     name = models.CharField(max_length=40, unique=True)
+    # Where operational notifications about this client's webhooks go ("" for
+    # nowhere), signed with notification_secret (GET/PUT notification-settings).
+    notification_url = models.CharField(max_length=250, blank=True)
+    notification_secret = EncryptedTextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -455,3 +455,29 @@ class SecretSerializer(serializers.Serializer):
     """The answer of rotate-secret."""
 
     secret = serializers.CharField(help_text="The new signing secret (whsec_…).")
+
+
+class NotificationSettingsSerializer(StrictSerializer):
+    """PUT /api/v1/notification-settings: where operational notifications about
+    the client's webhooks go; null stops them."""
+
+    notification_url = StrictCharField(
+        max_length=URL_MAX,
+        allow_null=True,
+        help_text="An http(s) URL, vetted like a webhook's; null: no notifications.",
+    )
+
+    def validate_notification_url(self, value: str | None) -> str | None:
+        if value is not None:
+            _check_http_url(value)
+            _check_destination(value)
+        return value
+
+
+class NotificationSettingsOutSerializer(serializers.Serializer):
+    notification_url = serializers.CharField(allow_null=True)
+    secret = serializers.CharField(
+        required=False,
+        help_text="The signing secret (whsec_…); only in the answer of a PUT "
+        "that sets a URL.",
+    )

@@ -369,6 +369,7 @@ def resume_subscription(*, subscription: Subscription) -> Subscription:
     now = timezone.now()
     if selectors.effective_status(locked, now=now) not in Subscription.HOLDING:
         raise SubscriptionNotPaused()
+    previous = locked.status
     locked.status = Subscription.Status.ACTIVE
     locked.paused_reason = ""
     locked.paused_at = None
@@ -383,29 +384,53 @@ def resume_subscription(*, subscription: Subscription) -> Subscription:
         ]
     )
     delivery_services.release_held_deliveries(subscription_id=locked.pk)
+    delivery_services.notify(
+        [
+            delivery_services.Notice(
+                type="webhook.recovered",
+                webhook_id=locked.pk,
+                client_id=locked.client_id,
+                reason=f"resumed (it was {previous})",
+            )
+        ]
+    )
     return locked
 
 
-def pause_subscription(*, subscription: Subscription, reason: str) -> bool:
-    """Pause an active subscription; its pending deliveries are held.
+def pause_subscription(
+    *, subscription: Subscription, reason: str, last_status_code: int | None = None
+) -> bool:
+    """Pause an active subscription; its pending deliveries are held, and
+    `webhook.paused` is notified.
 
     Called by operators (admin) and by the worker when a webhook reaches
     WEBHOOK_PAUSE_AFTER_FAILURES consecutive failures (inside its flush).
     Returns False, changing nothing, if it is not active (paused, disabled,
     expired, or past its expires_at).
     """
-    return _hold(subscription, Subscription.Status.PAUSED, reason)
+    return _hold(subscription, Subscription.Status.PAUSED, reason, last_status_code)
 
 
-def disable_subscription(*, subscription: Subscription, reason: str) -> bool:
+def disable_subscription(
+    *, subscription: Subscription, reason: str, last_status_code: int | None = None
+) -> bool:
     """Disable an active subscription whose receiver answered 410 Gone: its
-    pending deliveries are held, as when paused, until it is resumed.
-    Returns False, changing nothing, if it is not active."""
-    return _hold(subscription, Subscription.Status.DISABLED, reason)
+    pending deliveries are held, as when paused, until it is resumed, and
+    `webhook.disabled` is notified. Returns False, changing nothing, if it is
+    not active."""
+    return _hold(subscription, Subscription.Status.DISABLED, reason, last_status_code)
+
+
+_NOTICE_OF = {
+    Subscription.Status.PAUSED: "webhook.paused",
+    Subscription.Status.DISABLED: "webhook.disabled",
+}
 
 
 @transaction.atomic
-def _hold(subscription: Subscription, status: str, reason: str) -> bool:
+def _hold(
+    subscription: Subscription, status: str, reason: str, last_status_code: int | None
+) -> bool:
     now = timezone.now()
     held = Subscription.objects.filter(
         pk=subscription.pk,
@@ -414,7 +439,29 @@ def _hold(subscription: Subscription, status: str, reason: str) -> bool:
     ).update(status=status, paused_reason=reason[:200], paused_at=now, updated_at=now)
     if held:
         delivery_services.hold_pending_deliveries(subscription_id=subscription.pk)
+        delivery_services.notify(
+            [
+                delivery_services.Notice(
+                    type=_NOTICE_OF[status],
+                    webhook_id=subscription.pk,
+                    client_id=subscription.client_id,
+                    reason=reason,
+                    last_status_code=last_status_code,
+                )
+            ]
+        )
     return bool(held)
+
+
+def set_notification_url(*, client: Client, url: str | None) -> str | None:
+    """Send the client's operational notifications to `url` (None: nowhere),
+    signed with a new secret, which is returned (shown once); None when
+    cleared. Notifications already written go to the URL set when sent."""
+    secret = new_secret() if url else ""
+    Client.objects.filter(pk=client.pk).update(
+        notification_url=url or "", notification_secret=secret
+    )
+    return secret or None
 
 
 @transaction.atomic
@@ -452,9 +499,27 @@ def expire_lapsed_subscriptions(*, now: datetime | None = None) -> int:
     finish within their own TTL: the events happened while the subscription
     was live.
     """
-    return Subscription.objects.filter(
+    lapsed = Subscription.objects.filter(
         status__in=_LIVE, expires_at__lte=now or timezone.now()
-    ).update(status=Subscription.Status.EXPIRED, updated_at=timezone.now())
+    )
+    with transaction.atomic():
+        # Locked, so each lapsed webhook is expired (and notified) by one sweep.
+        rows = list(
+            lapsed.select_for_update(skip_locked=True).values_list("id", "client_id")
+        )
+        expired = lapsed.filter(id__in=[sid for sid, _ in rows]).update(
+            status=Subscription.Status.EXPIRED, updated_at=timezone.now()
+        )
+        delivery_services.notify(
+            delivery_services.Notice(
+                type="webhook.expired",
+                webhook_id=sid,
+                client_id=client_id,
+                reason="its expiry passed",
+            )
+            for sid, client_id in rows
+        )
+    return expired
 
 
 def end_tracking_subscriptions(

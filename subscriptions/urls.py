@@ -30,6 +30,11 @@ urlpatterns = [
         name="webhook-resume",
     ),
     path(
+        "api/v1/notification-settings",
+        views.NotificationSettingsView.as_view(),
+        name="notification-settings",
+    ),
+    path(
         "api/v1/webhooks/<uuid:id>/rotate-secret",
         views.WebhookRotateSecretView.as_view(),
         name="webhook-rotate-secret",

@@ -22,6 +22,8 @@ from subscriptions.auth import HasSubscriptionsScope
 from subscriptions.models import Client, Subscription
 from subscriptions.serializers import (
     DeleteQuerySerializer,
+    NotificationSettingsOutSerializer,
+    NotificationSettingsSerializer,
     SecretSerializer,
     WebhookBatchCreateSerializer,
     WebhookCreateSerializer,
@@ -254,3 +256,48 @@ class WebhookRotateSecretView(_WebhookView):
     def post(self, request: Request, id: UUID) -> Response:
         secret = services.rotate_secret(subscription=self.get_subscription(id))
         return Response({"secret": secret})
+
+
+class NotificationSettingsView(APIView):
+    permission_classes = [HasSubscriptionsScope]
+
+    @extend_schema(
+        operation_id="notification_settings_read",
+        tags=["notifications"],
+        responses={
+            200: NotificationSettingsOutSerializer,
+            **_errors(401, 403, 429),
+        },
+        description="Where operational notifications about your webhooks go.",
+    )
+    def get(self, request: Request) -> Response:
+        url = (
+            Client.objects.filter(pk=request.user.pk)
+            .values_list("notification_url", flat=True)
+            .first()
+        )
+        return Response({"notification_url": url or None})
+
+    @extend_schema(
+        operation_id="notification_settings_update",
+        tags=["notifications"],
+        request=NotificationSettingsSerializer,
+        responses={
+            200: NotificationSettingsOutSerializer,
+            **_errors(400, 401, 403, 429),
+        },
+        description=(
+            "Send operational notifications (webhook.paused, webhook.disabled, "
+            "webhook.expired, webhook.recovered, delivery.exhausted) to this URL, "
+            "signed with a new secret returned once; null stops them."
+        ),
+    )
+    def put(self, request: Request) -> Response:
+        body = NotificationSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        url = body.validated_data["notification_url"]
+        secret = services.set_notification_url(client=request.user, url=url)
+        answer: dict[str, Any] = {"notification_url": url}
+        if secret:
+            answer["secret"] = secret
+        return Response(answer)

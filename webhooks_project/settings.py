@@ -302,6 +302,16 @@ WEBHOOK_RETRY_JITTER = conf.read(E, "WEBHOOK_RETRY_JITTER", "10%", conf.parse_fr
 WEBHOOK_RETRY_AFTER_MAX = conf.read(
     E, "WEBHOOK_RETRY_AFTER_MAX", "1h", conf.parse_duration
 )
+# Operational notifications (webhook.paused, webhook.disabled, webhook.expired,
+# webhook.recovered, delivery.exhausted) for the operator: signed Standard
+# Webhooks POSTs to this URL with this secret (whsec_…); empty: none.
+WEBHOOK_OPERATIONAL_URL = env.str("WEBHOOK_OPERATIONAL_URL", default="")
+WEBHOOK_OPERATIONAL_SECRET = env.str("WEBHOOK_OPERATIONAL_SECRET", default="")
+if WEBHOOK_OPERATIONAL_URL and not WEBHOOK_OPERATIONAL_SECRET.startswith("whsec_"):
+    raise conf.ImproperlyConfigured(
+        "WEBHOOK_OPERATIONAL_URL is set: WEBHOOK_OPERATIONAL_SECRET must be a "
+        "signing secret (whsec_ and base64, e.g. from POST /api/v1/webhooks)"
+    )
 # The longest a destination's 429/503 Retry-After postpones every delivery to
 # it (all tenants' webhooks); 0s turns destination-wide backpressure off.
 WEBHOOK_BACKPRESSURE_MAX = conf.read(

@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from delivery.models import Delivery
-from delivery.pipeline import outbound, wakeups
+from delivery.pipeline import notifications, outbound, wakeups
 from delivery.pipeline.claiming import claim_due
 from delivery.pipeline.fair_pool import FairPool
 from delivery.pipeline.items import Item, Postponed, Sent, Settled, Skipped
@@ -99,8 +99,9 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     for delivery in claimed:
         item = _triage(delivery, states, probes, now=now)
         if item is None:
-            destination = breaker.destination_of(delivery.subscription.url)
-            to_send.append((delivery, destination, _build(delivery, now=now)))
+            request = _build(delivery, now=now)
+            url = request.url if request else getattr(delivery.subscription, "url", "")
+            to_send.append((delivery, breaker.destination_of(url), request))
         else:
             early.append(item)
 
@@ -108,9 +109,11 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     futures: dict[Future[tuple[datetime, Outcome]], tuple[Delivery, str]]
     futures = {}
     for delivery, destination, request in to_send:
-        limits = ratelimit.limits_for(
-            subscription=delivery.subscription, destination=destination
-        )
+        limits = ()
+        if delivery.subscription is not None:  # notifications are not limited
+            limits = ratelimit.limits_for(
+                subscription=delivery.subscription, destination=destination
+            )
         future = http_pool().submit(
             delivery.client_id, _send, request, deadline, delivery.expires_at, limits
         )
@@ -137,6 +140,10 @@ def _triage(
     now: datetime,
 ) -> Item | None:
     """Decide what needs no request; None means send it."""
+    if delivery.kind in Delivery.NOTIFICATIONS:
+        # No webhook, breaker or rate limit of their own: only the TTL.
+        expired = delivery.expires_at <= now
+        return Settled(delivery, Delivery.Status.EXPIRED) if expired else None
     subscription = delivery.subscription
     if subscription is None:
         return Settled(delivery, Delivery.Status.CANCELLED)
@@ -168,6 +175,13 @@ def _triage(
 
 def _build(delivery: Delivery, *, now: datetime) -> OutboundRequest | None:
     try:
+        if delivery.kind in Delivery.NOTIFICATIONS:
+            target = notifications.target_of(delivery)
+            if target is None:
+                return None
+            return outbound.build_notice(
+                event=delivery.event, url=target.url, secret=target.secret, now=now
+            )
         return outbound.build_request(
             event=delivery.event, subscription=delivery.subscription, now=now
         )

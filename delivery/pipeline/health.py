@@ -131,6 +131,7 @@ def disable_gone(items: Sequence[Item]) -> None:
         subscription_services.disable_subscription(
             subscription=item.delivery.subscription,
             reason=f"the receiver answered HTTP 410 Gone at {item.at.isoformat()}",
+            last_status_code=410,
         )
 
 
@@ -155,4 +156,8 @@ def _pause(
     reason = f"{failures} consecutive failed attempts"
     if last is not None:
         reason += f"; last: {describe(last)}"
-    subscription_services.pause_subscription(subscription=subscription, reason=reason)
+    subscription_services.pause_subscription(
+        subscription=subscription,
+        reason=reason,
+        last_status_code=last.status_code if last is not None else None,
+    )

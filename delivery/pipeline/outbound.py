@@ -120,6 +120,34 @@ def body_of(
     return envelope(event, subscription.id)
 
 
+def build_notice(
+    *, event: Event, url: str, secret: str, now: datetime
+) -> OutboundRequest:
+    """An operational notification (pipeline/notifications.py) in the Standard
+    Webhooks shape: `{"type", "timestamp", "data"}`, webhook-id the event id."""
+    body = json.dumps(
+        {
+            "type": event.type,
+            "timestamp": iso_z(event.occurred_at),
+            "data": event.payload,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    msg_id = str(event.id)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Webhook-Event": event.type,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signing.signature_header(
+            msg_id=msg_id, timestamp=now, body=body, secrets=[secret]
+        ),
+    }
+    return OutboundRequest(url=url, body=body.encode(), headers=headers, oauth2=None)
+
+
 def build_request(
     *, event: Event, subscription: Subscription, now: datetime
 ) -> OutboundRequest:

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from delivery.models import Attempt, Delivery
-from delivery.pipeline import attempt_log, counting, health, wakeups
+from delivery.pipeline import attempt_log, counting, health, notifications, wakeups
 from delivery.pipeline.items import (
     Item,
     Postponed,
@@ -88,6 +88,7 @@ def record(
         live = _subscription_statuses(items, verdicts)
         rows = [_row_update(item, verdicts, live, now) for item in items]
         kept = _write_rows(rows, now=now)
+        _notify_exhausted(items, rows, kept, now=now)
         counting.count_statuses(row.status for row in rows if row.id in kept)
         _write_attempts(items, verdicts)
         health.count_failures(items, verdicts, kept, now=now)
@@ -175,6 +176,30 @@ def _row_update(
         base["delivered_at"] = now
     due = now + verdict.retry_in if status == Status.PENDING else None
     return RowUpdate(status=status, next_attempt_at=due, **base)
+
+
+def _notify_exhausted(
+    items: Sequence[Item], rows: list[RowUpdate], kept: set[uuid.UUID], *, now: datetime
+) -> None:
+    """`delivery.exhausted` for each event delivery that just failed for good
+    or expired (never for a notification's own delivery: no recursion)."""
+    deliveries = {item.delivery.id: item.delivery for item in items}
+    notices = [
+        notifications.Notice(
+            type=notifications.EXHAUSTED,
+            webhook_id=delivery.subscription_id,
+            client_id=delivery.client_id,
+            reason=f"{row.status}: {row.last_error or 'no attempt succeeded'}",
+            last_status_code=row.last_status_code,
+            delivery_id=row.id,
+        )
+        for row in rows
+        if row.id in kept
+        and row.status in (Status.FAILED, Status.EXPIRED)
+        and (delivery := deliveries[row.id]).kind == Delivery.Kind.EVENT
+        and delivery.subscription_id is not None
+    ]
+    notifications.notify(notices, now=now)
 
 
 def _write_rows(rows: list[RowUpdate], *, now: datetime) -> set[uuid.UUID]:

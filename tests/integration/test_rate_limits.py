@@ -42,9 +42,11 @@ def test_a_10_per_second_webhook_fed_300_events_never_gets_more(
     requests = receiver.wait_for(300, path="/limited", timeout=90)
 
     times = sorted(r.at for r in requests)
-    assert busiest_second(times) <= 11  # 10 per second, +1 at a window's edge
+    busiest, took = busiest_second(times), times[-1] - times[0]
+    figures = f"busiest second {busiest}, drained in {took:.1f} s"
+    assert busiest <= 11, figures  # 10 per second, +1 at a window's edge
     # ~30 s: 299 intervals of 100 ms, plus what a loaded machine adds.
-    assert 29 <= times[-1] - times[0] <= 45
+    assert 29 <= took <= 45, figures
     assert len({r.headers["webhook-id"] for r in requests}) == 300
     time.sleep(0.3)
     assert len(receiver.requests("/limited")) == 300
