@@ -25,12 +25,13 @@ from tests.support.receiver import Receiver
 from tests.support.stack import ServiceProcess
 
 HOSTS = ["a", "b", "c", "d", "e"]
-WEB, DATABASE, RECEIVER = "a", "d", "e"
+WEB, WORKERS, DATABASE, RECEIVER = "a", ("b", "c"), "d", "e"
 
 
 @dataclass
 class Cluster(FaultService):
     net: Network = field(kw_only=True)
+    workers: dict[str, ServiceProcess] = field(default_factory=dict, kw_only=True)
 
     def start_web(self) -> ServiceProcess:
         with self.net.inside(WEB):
@@ -48,7 +49,9 @@ class Cluster(FaultService):
 
     def start_worker(self, host: str, **options: Any) -> ServiceProcess:
         with self.net.inside(host):
-            return self.stack.start_worker(name=f"worker-{host}", **options)
+            worker = self.stack.start_worker(name=f"worker-{host}", **options)
+        self.workers[host] = worker
+        return worker
 
     def start_beat(self, host: str) -> ServiceProcess:
         with self.net.inside(host):

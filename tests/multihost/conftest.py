@@ -23,7 +23,14 @@ from tests.faults.template import (
     migrate_template,
 )
 from tests.multihost import netns
-from tests.multihost.cluster import DATABASE, HOSTS, RECEIVER, WEB, Cluster
+from tests.multihost.cluster import (
+    DATABASE,
+    HOSTS,
+    RECEIVER,
+    WEB,
+    WORKERS,
+    Cluster,
+)
 from tests.support.pgbouncer import PgBouncer
 from tests.support.receiver import Receiver
 from tests.support.stack import Stack
@@ -49,6 +56,7 @@ def network() -> Iterator[netns.Network]:
     reason = netns.unavailable()
     if reason:
         pytest.skip(f"multi-host tests need network namespaces: {reason}")
+    netns.remove_stale()
     with netns.Network(HOSTS) as net:
         yield net
 
@@ -123,12 +131,14 @@ def cluster(
     host_bouncer: PgBouncer,
     host_redis: PrivateRedis,
     host_keys: Keys,
+    host_ledger: Receiver,
 ) -> Iterator[Callable[..., Cluster]]:
-    """cluster(WEBHOOK_X="…") -> the service, web started on host a; start
-    workers and beat with `.start_worker("b")`, `.start_beat("b")`."""
+    """cluster(beat="b", WEBHOOK_X="…") -> the service running: web on host
+    a, a webhook to the ledger on e, a worker each on b and c
+    (`.workers["c"]`), beat on `beat`."""
     stacks: list[Stack] = []
 
-    def make(**overrides: str) -> Cluster:
+    def make(beat: str = "b", **overrides: str) -> Cluster:
         stack = Stack(
             database_url=host_bouncer.url(host_database_url),
             redis_url=host_redis.url(),
@@ -143,6 +153,10 @@ def cluster(
             net=network,
         )
         service.start_web()
+        service.create_webhook(host_ledger.url(host=network.address(RECEIVER)))
+        for host in WORKERS:
+            service.start_worker(host)
+        service.start_beat(beat)
         return service
 
     yield make

@@ -17,6 +17,7 @@ processes started in it stay on that host for their whole life.
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -56,6 +57,31 @@ def unavailable() -> str | None:
         return f"`ip netns add` failed (needs root or CAP_NET_ADMIN): {reason}"
     _ip("netns", "del", probe)
     return None
+
+
+def remove_stale() -> None:
+    """Remove what a run of this suite killed before its clean-up left: the
+    namespaces named after a process id that no longer exists."""
+    listed = subprocess.run(
+        [IP, "netns", "list"], capture_output=True, text=True, timeout=10
+    ).stdout
+    for line in listed.splitlines():
+        name = line.split(" ", 1)[0]
+        match = re.fullmatch(r"whmh(\d+)-\w+", name)
+        if match and not os.path.exists(f"/proc/{match.group(1)}"):
+            _remove(name)
+
+
+def _remove(name: str) -> None:
+    # A process left in a namespace keeps it alive after `del`: end them (they
+    # were started by this suite, in this namespace) first.
+    pids = subprocess.run(
+        [IP, "netns", "pids", name], capture_output=True, text=True, timeout=10
+    ).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), 9)
+    subprocess.run([IP, "netns", "del", name], capture_output=True, timeout=10)
 
 
 class Network:
@@ -115,14 +141,7 @@ class Network:
 
     def close(self) -> None:
         for name in reversed(self._created):
-            # A process left in a namespace keeps it alive after `del`.
-            pids = subprocess.run(
-                [IP, "netns", "pids", name], capture_output=True, text=True
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), 9)
-            subprocess.run([IP, "netns", "del", name], capture_output=True)
+            _remove(name)
         self._created.clear()
 
     def _build(self) -> None:

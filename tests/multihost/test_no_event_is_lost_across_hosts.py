@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.faults.service import settle, unfinished
-from tests.multihost.cluster import DATABASE, RECEIVER, report, timed
+from tests.multihost.cluster import DATABASE, report, timed
 from tests.multihost.figures import Figures
 from tests.support.receiver import Reply
 from tests.support.waiting import wait_until
@@ -25,10 +25,6 @@ def test_steady_flow_is_delivered_by_both_worker_hosts(
     cluster, host_ledger, host_bouncer, host_redis, host_postgres
 ):
     service = cluster()
-    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
-    service.start_worker("b")
-    service.start_worker("c")
-    service.start_beat("b")
     figures = Figures(service, host_bouncer, host_redis, host_postgres)
     figures.start()
 
@@ -49,12 +45,8 @@ def test_a_worker_host_cut_mid_burst_is_taken_over_within_the_lease(
     cluster, host_ledger
 ):
     host_ledger.default = Reply(delay=0.5)  # b has requests out when cut
-    service = cluster()
-    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
-    service.start_worker("b")
-    service.start_worker("c")
     # beat on c here: losing beat with its host is the last scenario's
-    service.start_beat("c")
+    service = cluster(beat="c")
     publisher = service.start_publisher(count=600, per_second=100)
 
     with timed() as took:
@@ -84,10 +76,6 @@ def test_a_worker_host_cut_mid_burst_is_taken_over_within_the_lease(
 
 def test_the_broker_host_unreachable_for_30_s_loses_no_event(cluster, host_ledger):
     service = cluster()
-    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
-    service.start_worker("b")
-    service.start_worker("c")
-    service.start_beat("b")
     publisher = service.start_publisher(count=800, per_second=20)
 
     with timed() as took:
@@ -106,10 +94,6 @@ def test_pgbouncer_restarted_mid_burst_loses_no_event(
     cluster, host_ledger, host_bouncer
 ):
     service = cluster()
-    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
-    service.start_worker("b")
-    service.start_worker("c")
-    service.start_beat("b")
     publisher = service.start_publisher(count=400, per_second=50)
 
     with timed() as took:
@@ -126,16 +110,12 @@ def test_beat_host_cut_sweeps_resume_with_a_replacement_beat(
     cluster, host_ledger, host_redis
 ):
     service = cluster()
-    service.create_webhook(host_ledger.url(host=service.net.address(RECEIVER)))
-    service.start_worker("b")
-    worker_c = service.start_worker("c")
-    service.start_beat("b")
     publisher = service.start_publisher(count=150, per_second=50)
 
     with timed() as took:
         publisher.wait_for(50)
         service.net.cut("b")  # beat and a worker gone
-        worker_c.stop()  # wake-ups now queue up in the broker ...
+        service.workers["c"].stop()  # wake-ups now queue up in the broker ...
         publisher.join()
         time.sleep(1.0)  # the web's last wake-ups sent (one per 50 ms at most)
         with service.net.inside(DATABASE):
