@@ -141,9 +141,13 @@ def _triage(
 ) -> Item | None:
     """Decide what needs no request; None means send it."""
     if delivery.kind in Delivery.NOTIFICATIONS:
-        # No webhook, breaker or rate limit of their own: only the TTL.
-        expired = delivery.expires_at <= now
-        return Settled(delivery, Delivery.Status.EXPIRED) if expired else None
+        # No webhook, breaker or rate limit of their own: only the TTL, and
+        # a target that may have been removed since (nowhere to send it).
+        if delivery.expires_at <= now:
+            return Settled(delivery, Delivery.Status.EXPIRED)
+        if notifications.target_of(delivery) is None:
+            return Settled(delivery, Delivery.Status.CANCELLED)
+        return None
     subscription = delivery.subscription
     if subscription is None:
         return Settled(delivery, Delivery.Status.CANCELLED)

@@ -6,8 +6,8 @@ A GCRA (generic cell rate algorithm) per limit in Redis, one script run
 (EVALSHA) right before a request, on the sender thread, so what is limited
 is when requests leave, not when they were claimed. Each limit keeps a
 "theoretical arrival time" (TAT): a request may go once the TAT is reached,
-and moves it one interval on, so requests leave at least one interval apart
-(any window of the period holds at most N of them, N + 1 counting both ends). The
+and moves it one interval (plus MARGIN's share) on, so requests leave at
+least one interval apart and any window of the period holds at most N. The
 clock is Redis' own (TIME), so workers' clocks do not matter.
 
 Only deliveries that have a limit pay the round trip; the others never call
@@ -45,6 +45,13 @@ UNAVAILABLE_WAIT = timedelta(seconds=1)
 _PREFIX = "webhooks:rate:"
 
 
+# Requests are spaced a little more than the rate's interval (a tenth, at most
+# 100 ms more): what the receiver counts on its own clock also includes the
+# jitter between our decision and its arrival (scheduling, the network), and
+# "never faster" must hold there. 10/s is one request every 110 ms.
+MARGIN = timedelta(milliseconds=100)
+
+
 @dataclass(frozen=True)
 class Limit:
     key: str
@@ -52,7 +59,9 @@ class Limit:
 
     @property
     def interval_us(self) -> int:
-        return max(1, round(self.rate.interval.total_seconds() * 1_000_000))
+        interval = self.rate.interval
+        spacing = interval + min(interval / 10, MARGIN)
+        return max(1, round(spacing.total_seconds() * 1_000_000))
 
 
 def limits_for(*, subscription: Any, destination: str) -> tuple[Limit, ...]:

@@ -45,7 +45,8 @@ def test_a_10_per_second_webhook_fed_300_events_never_gets_more(
     busiest, took = busiest_second(times), times[-1] - times[0]
     figures = f"busiest second {busiest}, drained in {took:.1f} s"
     assert busiest <= 11, figures  # 10 per second, +1 at a window's edge
-    # ~30 s: 299 intervals of 100 ms, plus what a loaded machine adds.
+    # ~33 s: 299 intervals of 110 ms (100 ms and the margin), plus what a
+    # loaded machine adds.
     assert 29 <= took <= 45, figures
     assert len({r.headers["webhook-id"] for r in requests}) == 300
     time.sleep(0.3)

@@ -61,3 +61,21 @@ def test_a_notification_that_fails_for_good_notifies_nothing(
     assert reload(notice).status == "failed"
     assert [r.path for r in receiver.requests()] == ["/bad", "/ops"]
     assert Delivery.objects.filter(kind="operator").count() == 1
+
+
+def test_a_notice_whose_client_removed_its_url_is_cancelled_unsent(
+    subscribe, settings, kicked, receiver
+):
+    settings.WEBHOOK_OPERATIONAL_URL = ""
+    webhook = subscribe(receiver.url("/hooks"))
+    Client.objects.filter(pk=webhook.client_id).update(
+        notification_url=receiver.url("/n"), notification_secret="whsec_x"
+    )
+    services.pause_subscription(subscription=webhook, reason="r")
+    services.set_notification_url(client=webhook.client, url=None)
+
+    deliver_due_batch(limit=10)
+
+    (notice,) = Delivery.objects.filter(kind="notice")
+    assert (notice.status, notice.attempts_count) == ("cancelled", 0)
+    assert receiver.requests() == []
