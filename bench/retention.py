@@ -13,14 +13,16 @@ otherwise):
 - prune alone: the same rows pruned on an idle database (rows/s);
 - steady: WEBHOOK_RETENTION=30s, beat pruning every 5 s, a steady stream of
   publishes for `--steady-seconds`; row counts and the three tables' sizes
-  (pg_total_relation_size, indexes and TOAST included) sampled as it runs:
-  once the first retention period has passed they stay flat.
+  (pg_total_relation_size, indexes and TOAST included) sampled as it runs,
+  on a private PostgreSQL with autovacuum on: once the first retention
+  period has passed they stay flat.
 
 Prints the figures and writes JSON (bench/results/retention.json). Wrap it in
 `flock /tmp/bench.lock …` when other benches may run.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -36,6 +38,7 @@ from bench.analysis import analyse
 from bench.context import FULL, PUBLISHER, QUICK, SUBSCRIBER, Context
 from bench.sink_client import Sink
 from bench.stack import ROOT, Database, base_env, create_api_key
+from tests.faults.servers import PrivatePostgres
 
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wh_bench_retention"
@@ -173,7 +176,45 @@ def prune_alone(ctx: Context, old_rows: int, env: dict[str, str]) -> dict[str, f
 
 def steady_state(ctx: Context, seconds: float, per_second: float) -> dict:
     """Publish at a steady rate with a 30 s retention and beat pruning every
-    5 s; sample the tables every 10 s."""
+    5 s; sample the tables every 10 s. On a private PostgreSQL with
+    autovacuum on, as production runs it (the machine's own may have it off
+    for the tests' speed: then nothing ever reuses a deleted row's space)."""
+    server = PrivatePostgres(settings={"autovacuum": "on"})
+    try:
+        steady = _private_context(ctx, server)
+        return _steady(steady, seconds, per_second)
+    finally:
+        server.close()
+
+
+def _api_keys(database: Database, env: dict[str, str], log: Path) -> dict[str, str]:
+    return {
+        name: create_api_key(
+            client=name, scopes=[scope], database=database, env=env, log=log
+        )
+        for name, scope in ((SUBSCRIBER, "subscriptions"), (PUBLISHER, "publish"))
+    }
+
+
+def _private_context(ctx: Context, server: PrivatePostgres) -> Context:
+    database = Database(server.url("wh_bench_steady"))
+    env = base_env(
+        database_url=database.url,
+        redis_url=ctx.redis_url,
+        var_dir=ctx.log_dir / "steady-var",
+        extra={},
+    )
+    database.create_template(env=env, log=ctx.log_dir / "steady-migrate.log")
+    keys = _api_keys(database, env, ctx.log_dir / "steady-keys.log")
+    return dataclasses.replace(
+        ctx,
+        database=database,
+        subscriber_key=keys[SUBSCRIBER],
+        publisher_key=keys[PUBLISHER],
+    )
+
+
+def _steady(ctx: Context, seconds: float, per_second: float) -> dict:
     env = {"WEBHOOK_RETENTION": "30s", "WEBHOOK_PRUNE_INTERVAL": "5s"}
     samples = []
     with ctx.stack("steady", extra_env=env) as run:
@@ -223,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--publishers", type=int, default=12)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--parts", default="burst,alone,steady", help="which parts to run, in order"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     old_rows = 20_000 if args.quick else args.old_rows
@@ -239,12 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         extra={},
     )
     database.create_template(env=env, log=log_dir / "migrate.log")
-    keys = {
-        name: create_api_key(
-            client=name, scopes=[scope], database=database, env=env, log=log_dir / "k"
-        )
-        for name, scope in ((SUBSCRIBER, "subscriptions"), (PUBLISHER, "publish"))
-    }
+    keys = _api_keys(database, env, log_dir / "keys.log")
     sink = Sink(log=log_dir / "sink.log")
     ctx = Context(
         sizes=sizes,
@@ -265,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     try:
-        for number in range(1, args.runs + 1):
+        parts = args.parts.split(",")
+        for number in range(1, args.runs + 1 if "burst" in parts else 1):
             ctx.log_dir = log_dir / f"run{number}"
             ctx.log_dir.mkdir(parents=True, exist_ok=True)
             base = scenarios.burst(ctx).figures
@@ -281,14 +321,17 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         ctx.log_dir = log_dir
-        result["alone"] = prune_alone(ctx, old_rows, env)
-        print(f"prune alone: {result['alone']}", flush=True)
-        result["steady"] = steady_state(ctx, steady_seconds, args.steady_rate)
-        print(f"steady: {json.dumps(result['steady']['figures'])}", flush=True)
+        if "alone" in parts:
+            result["alone"] = prune_alone(ctx, old_rows, env)
+            print(f"prune alone: {result['alone']}", flush=True)
+        if "steady" in parts:
+            result["steady"] = steady_state(ctx, steady_seconds, args.steady_rate)
+            print(f"steady: {json.dumps(result['steady']['figures'])}", flush=True)
     finally:
         sink.stop()
         result["load_average_end"] = os.getloadavg()[0]
-        path = RESULTS / ("retention-quick.json" if args.quick else "retention.json")
+        name = "-".join(["retention", *parts, *(["quick"] if args.quick else [])])
+        path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(result, indent=2, default=str))
         print(f"JSON: {path}")
     return 0

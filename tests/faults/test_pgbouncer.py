@@ -41,7 +41,7 @@ def pooled_service(
 
 
 def test_events_published_through_pgbouncer_are_delivered_once(pooled_service, ledger):
-    service, _ = pooled_service()
+    service, bouncer = pooled_service()
     service.create_webhook(ledger.url())
     service.stack.start_worker(name="first")
     service.stack.start_worker(name="second")
@@ -53,6 +53,20 @@ def test_events_published_through_pgbouncer_are_delivered_once(pooled_service, l
     assert outcome.refused == 0
     assert outcome.duplicates == 0
     assert acknowledged_attempts(service) == outcome.published
+    # The connection budget: every process's connections, over 4 servers.
+    database = service.database_url.rsplit("/", 1)[1]
+    clients = [c for c in bouncer.show("CLIENTS") if c["database"] == database]
+    (pool,) = [p for p in bouncer.show("POOLS") if p["database"] == database]
+    (stats,) = [s for s in bouncer.show("STATS") if s["database"] == database]
+    servers = pool["sv_active"] + pool["sv_idle"] + pool["sv_used"]
+    print(
+        f"pgbouncer: {len(clients)} client connections (web 1x4 threads, 2 "
+        f"workers x4 threads, beat) over {servers} server connections; "
+        f"{stats['total_xact_count']} transactions, average wait for a server "
+        f"{stats['total_wait_time'] / max(stats['total_xact_count'], 1):.0f} us "
+        "per transaction"
+    )
+    assert len(clients) > servers and 0 < servers <= 4
 
 
 def test_retries_through_pgbouncer_end_in_success(pooled_service, ledger):

@@ -100,6 +100,21 @@ class PgBouncer:
         self.stop()
         self.start()
 
+    def show(self, what: str) -> list[dict[str, object]]:
+        """PgBouncer's admin console: `SHOW POOLS`, `SHOW CLIENTS`, `SHOW
+        STATS`, … as one dict per row."""
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user=self.user, dbname="pgbouncer"
+        )
+        connection.autocommit = True  # the console has no transactions
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SHOW {what}")
+                names = [column.name for column in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor]
+        finally:
+            connection.close()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
