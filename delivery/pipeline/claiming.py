@@ -15,6 +15,7 @@ docs/architecture.md ("Fairness between tenants") has the measurements.
 """
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from django.conf import settings
@@ -27,18 +28,24 @@ from subscriptions.models import Subscription
 _PENDING = Delivery.Status.PENDING
 
 
-def claim_due(*, limit: int, now: datetime) -> tuple[uuid.UUID, list[Delivery]]:
-    """Lease up to `limit` due deliveries: each tenant's share, oldest first.
+def claim_due(
+    *, limit: int, now: datetime, skip: Collection[int] = ()
+) -> tuple[uuid.UUID, list[Delivery]]:
+    """Lease up to `limit` due deliveries: each tenant's share, oldest first,
+    none of the tenants (client ids) in `skip`.
 
     Returns the lease token and the claimed rows with their event and
     subscription loaded. Never returns a row another worker holds.
     """
     token = uuid.uuid4()
-    lease_until = now + settings.WEBHOOK_CLAIM_LEASE
+    until = now + settings.WEBHOOK_CLAIM_LEASE
+    skip = sorted(skip)
     if connection.vendor == "postgresql":
-        ids = _claim_postgresql(limit=limit, now=now, until=lease_until, token=token)
+        ids = _claim_postgresql(
+            limit=limit, now=now, until=until, token=token, skip=skip
+        )
     else:
-        ids = _claim_portable(limit=limit, now=now, until=lease_until, token=token)
+        ids = _claim_portable(limit=limit, now=now, until=until, token=token, skip=skip)
     if not ids:
         return token, []
     rows = list(
@@ -115,6 +122,7 @@ WITH fair AS (
 rest AS (
     SELECT id FROM {_TABLE}
     WHERE status = %s AND next_attempt_at <= %s AND id NOT IN (SELECT id FROM fair)
+      AND client_id <> ALL(%s::bigint[])
     ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED
 ),
 chosen AS (
@@ -129,32 +137,33 @@ RETURNING id
 
 
 def _claim_postgresql(
-    *, limit: int, now: datetime, until: datetime, token: uuid.UUID
+    *, limit: int, now: datetime, until: datetime, token: uuid.UUID, skip: list[int]
 ) -> list[uuid.UUID]:
     with connection.cursor() as cursor:
         cursor.execute(_DUE_TENANTS, [_PENDING, _PENDING, now])
-        tenants = [row[0] for row in cursor.fetchall()]
+        tenants = [row[0] for row in cursor.fetchall() if row[0] not in skip]
         if not tenants:
             return []
-        if len(tenants) == 1:
+        if len(tenants) == 1 and not skip:
             cursor.execute(_OLDEST_CLAIM, [until, token, _PENDING, now, limit])
         else:
             share = share_of(limit, len(tenants))
             cursor.execute(
                 _FAIR_CLAIM,
                 [tenants, _PENDING, now, share]
-                + [_PENDING, now, limit, limit, limit, until, token],
+                + [_PENDING, now, skip, limit, limit, limit, until, token],
             )
         return [row[0] for row in cursor.fetchall()]
 
 
 def _claim_portable(
-    *, limit: int, now: datetime, until: datetime, token: uuid.UUID
+    *, limit: int, now: datetime, until: datetime, token: uuid.UUID, skip: list[int]
 ) -> list[uuid.UUID]:
     # SQLite (make run): the same choice in several reads, then the same
     # conditional UPDATE; a row someone else claimed in between no longer
     # matches the WHERE.
     due = Delivery.objects.filter(status=_PENDING, next_attempt_at__lte=now)
+    due = due.exclude(client_id__in=skip)
     oldest = due.order_by("next_attempt_at").values_list("id", flat=True)
     tenants = list(due.order_by().values_list("client_id", flat=True).distinct())
     share = share_of(limit, len(tenants))

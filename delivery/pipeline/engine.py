@@ -77,11 +77,18 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     """Claim up to `limit` due deliveries and deliver them; see the module doc.
 
     If the batch was full, another deliver_due is enqueued first so a backlog
-    drains without waiting for dispatch_due.
+    drains without waiting for dispatch_due. Tenants with a whole pool's worth
+    of requests already waiting in this process are left out (their rows
+    would only wait here, holding this thread, while another tenant's new
+    work found no thread to claim it); the pool wakes a worker once their
+    queue is shorter.
     """
     now = timezone.now()
     lease_ends = time.monotonic() + settings.WEBHOOK_CLAIM_LEASE.total_seconds()
-    _, claimed = claim_due(limit=limit, now=now)
+    crowded = http_pool().crowded()
+    _, claimed = claim_due(limit=limit, now=now, skip=crowded)
+    if crowded:
+        http_pool().when_room(crowded, _wake_one)
     if not claimed:
         return BatchReport()
     if len(claimed) >= limit:
@@ -122,6 +129,10 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     _drain(futures, states, terminal, lease_ends)
     skipped = sum(isinstance(item, (Skipped, Postponed)) for item in early)
     return BatchReport(len(claimed), len(to_send), skipped, len(early) - skipped)
+
+
+def _wake_one() -> None:
+    wakeups.send_wakeups(count=1)
 
 
 def _send_window() -> float:

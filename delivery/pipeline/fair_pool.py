@@ -11,13 +11,20 @@ the next thread is free only when one of them ends (up to WEBHOOK_TIMEOUT).
 So a key with nothing running may also start a call on one of `spare` extra
 threads: every tenant with queued work has a request in flight within
 moments, and at most max_workers + spare calls run at once.
+
+A key with a whole pool's worth of calls waiting is `crowded`: more of its
+calls would only wait longer, so the engine claims none for it and asks to
+be called back (`when_room`) once its queue is shorter again.
 """
 
+import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any
+
+logger = logging.getLogger("webhooks.delivery")
 
 _Call = tuple[Future, Callable[..., Any], tuple[Any, ...]]
 
@@ -44,6 +51,7 @@ class FairPool:
         self._idle = 0
         self._threads = 0
         self._shutdown = False
+        self._watched: dict[Hashable, Callable[[], Any]] = {}
 
     def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
@@ -73,6 +81,24 @@ class FairPool:
             self._idle = 0
             self._lock.notify_all()
 
+    def crowded(self) -> set[Hashable]:
+        """Keys with at least max_workers calls waiting to start."""
+        with self._lock:
+            return {k for k, q in self._queues.items() if len(q) >= self.max_workers}
+
+    def when_room(self, keys: set[Hashable], callback: Callable[[], Any]) -> None:
+        """callback() once for each of `keys` when fewer than max_workers of its
+        calls wait (at once if that is already so); it runs on a sender thread."""
+        now = []
+        with self._lock:
+            for key in keys:
+                if len(self._queues.get(key, ())) < self.max_workers:
+                    now.append(callback)
+                else:
+                    self._watched[key] = callback
+        for each in now:
+            each()
+
     @property
     def _most(self) -> int:
         return self.max_workers + self.spare
@@ -82,8 +108,9 @@ class FairPool:
             return False
         return self._running_total < self.max_workers or not self._running[key]
 
-    def _next(self) -> tuple[Hashable, _Call] | None:
-        """The next call that may start, in turn; None once shut down and drained."""
+    def _next(self) -> tuple[Hashable, _Call, Callable[[], Any] | None] | None:
+        """The next call that may start, in turn, and the callback its key's
+        shorter queue is due; None once shut down and drained."""
         with self._lock:
             while True:
                 key = next((k for k in self._queues if self._may_start(k)), None)
@@ -97,9 +124,12 @@ class FairPool:
             call = calls.popleft()
             if calls:
                 self._queues[key] = calls  # back of the line
+            callback = None
+            if key in self._watched and len(calls) < self.max_workers:
+                callback = self._watched.pop(key)
             self._running[key] += 1
             self._running_total += 1
-            return key, call
+            return key, call, callback
 
     def _done(self, key: Hashable) -> None:
         with self._lock:
@@ -111,8 +141,10 @@ class FairPool:
 
     def _work(self) -> None:
         while (picked := self._next()) is not None:
-            key, (future, fn, args) = picked
+            key, (future, fn, args), callback = picked
             try:
+                if callback is not None:
+                    _quietly(callback)
                 if future.set_running_or_notify_cancel():
                     try:
                         result = fn(*args)
@@ -122,4 +154,12 @@ class FairPool:
                         future.set_result(result)
             finally:
                 self._done(key)
-            del picked, future, fn, args  # drop references while idle
+            del picked, future, fn, args, callback  # drop references while idle
+
+
+def _quietly(callback: Callable[[], Any]) -> None:
+    """A callback's failure must not end a sender thread (nor skip its call)."""
+    try:
+        callback()
+    except Exception:
+        logger.exception("a fair pool callback raised")

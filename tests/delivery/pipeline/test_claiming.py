@@ -169,3 +169,14 @@ def test_concurrent_fair_claims_never_take_the_same_row(subscribe):
     assert not errors
     assert len(claimed) == len(set(claimed)) == len(expected)
     assert set(claimed) == expected
+
+
+def test_a_tenant_left_out_is_not_claimed_at_all(subscribe, sql_path):
+    now = timezone.now()
+    crowded = subscribe("http://a.example/hooks", client=ClientFactory(name="a"))
+    other = subscribe("http://b.example/hooks", client=ClientFactory(name="b"))
+    _backlog(crowded, 50, due=now - timedelta(hours=1))
+    small = _backlog(other, 10, due=now - timedelta(seconds=1))
+    _, rows = claiming.claim_due(limit=30, now=now, skip={crowded.client_id})
+    assert {row.id for row in rows} == small
+    assert claiming.claim_due(limit=30, now=now, skip={crowded.client_id})[1] == []

@@ -113,3 +113,28 @@ def test_nothing_is_accepted_after_shutdown(pool):
     fair.shutdown()
     with pytest.raises(RuntimeError):
         fair.submit("a", print)
+
+
+def test_a_key_with_a_full_pool_waiting_is_crowded_until_its_queue_shrinks(pool):
+    fair = pool(2)
+    release = threading.Event()
+    calls = [fair.submit("a", release.wait, 10) for _ in range(4)]
+    deadline = time.monotonic() + 5
+    while sum(call.running() for call in calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Two of a's run (the regular threads), two wait: a pool's worth.
+    assert fair.crowded() == {"a"}
+    told: list[str] = []
+    fair.when_room({"a"}, lambda: told.append("room"))
+    assert told == []
+    release.set()
+    assert all(call.result(timeout=10) for call in calls)
+    assert told == ["room"]  # once, as a's queue got shorter
+    assert fair.crowded() == set()
+
+
+def test_when_room_calls_back_at_once_for_a_key_that_is_not_crowded(pool):
+    fair = pool(2)
+    told: list[str] = []
+    fair.when_room({"a"}, lambda: told.append("room"))
+    assert told == ["room"]
