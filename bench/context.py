@@ -65,12 +65,12 @@ QUICK = Sizes(
     backlog_rows=10_000,
     noisy_backlog=5_000,
     noisy_events=20,
-    noisy_window=2,
+    noisy_window=1,
     idle_cpu_seconds=3,
     settle_seconds=1,
     ceiling_seconds=1,
     scenario_timeout=60,
-    overall_timeout=170,
+    overall_timeout=200,
 )
 
 

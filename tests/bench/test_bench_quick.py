@@ -15,7 +15,17 @@ import pytest
 
 from tests.support.paths import ROOT
 
-SCENARIOS = {"burst", "single", "drain", "idle", "slow", "fanout", "dead", "backlog"}
+SCENARIOS = {
+    "burst",
+    "single",
+    "drain",
+    "idle",
+    "slow",
+    "fanout",
+    "dead",
+    "backlog",
+    "noisy",
+}
 
 
 @pytest.mark.integration
@@ -57,5 +67,8 @@ def test_quick_bench_runs_every_scenario_and_every_published_event_arrives(tmp_p
     # peer measured in the same run.
     assert figures["single.ceiling"] > 0
     assert figures["single.peer"] > 0, run["scenarios"]["single"].get("details")
+    # Noisy neighbour: B's latency and A's throughput in both windows.
+    assert figures["noisy.b_p99_ms"] > 0
+    assert figures["noisy.a_alone"] > 0 and figures["noisy.a_with_b"] is not None
     table = {row["key"]: row for row in result["table"]}
     assert table["burst.sustained"]["value"] is not None
