@@ -2,8 +2,8 @@
 
 Starts the real stack from the Procfile (gunicorn web, Celery worker, beat)
 on PostgreSQL (database wh_bench, dropped and recreated) and Redis (db 5,
-flushed), a local sink, and runs the scenarios of issue 5. Prints one table
-and writes JSON (bench/results/latest.json unless --json says otherwise); a
+flushed), a local sink, and runs the scenarios of issues 5 and 19. Prints one
+table and writes JSON (bench/results/latest.json unless --json says otherwise); a
 full run (not --quick, not --only) also rewrites bench/RESULTS.md.
 
 Exit status: 0 when every scenario ran to the end and every published event

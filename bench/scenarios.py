@@ -1,5 +1,6 @@
-"""The scenarios of issue 5. Each starts its own stack on a fresh database and
-returns an Outcome: figures (key -> number), delivery checks, details."""
+"""The scenarios of issues 5 and 19 (noisy neighbour). Each starts its own
+stack on a fresh database and returns an Outcome: figures (key -> number),
+delivery checks, details."""
 
 import os
 import random

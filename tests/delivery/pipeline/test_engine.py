@@ -704,3 +704,47 @@ def test_results_are_written_again_when_the_database_was_unreachable(
     assert reload(delivery).status == "succeeded"
     assert [a.outcome for a in attempts(delivery)] == ["ack"]
     assert len(receiver.requests()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tenant_with_a_pool_of_slow_requests_waiting_does_not_hold_back_another(
+    subscribe, receiver, kicked, settings, monkeypatch
+):
+    # Two sender threads (and one spare): tenant a's batch of 1 s requests
+    # keeps both busy for 6 s with ten more waiting.
+    settings.WEBHOOK_HTTP_CONCURRENCY = 2
+    monkeypatch.setattr(engine, "_pool", None)
+    receiver.script("/slow", Reply(delay=1.0))
+    noisy = subscribe(receiver.url("/slow"), client=ClientFactory(name="a"))
+    for _ in range(30):
+        make_delivery(noisy)
+    first = threading.Thread(target=_batch_and_close, args=(12,))
+    first.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(receiver.requests("/slow")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        quiet = subscribe(receiver.url("/fast"), client=ClientFactory(name="b"))
+        made = {make_delivery(quiet).id for _ in range(2)}
+        report = deliver_due_batch(limit=12)
+        # Only b's rows: a's 18 other due rows would only have waited here.
+        assert report.claimed == 2
+        assert set(
+            Delivery.objects.filter(id__in=made).values_list("status", flat=True)
+        ) == {"succeeded"}
+        assert first.is_alive()  # a's batch is still sending
+        assert len(receiver.requests("/fast")) == 2
+    finally:
+        first.join(timeout=30)
+        engine.http_pool().shutdown()
+        monkeypatch.setattr(engine, "_pool", None)
+    # a's full batch asked for the next one at once; then, once a's queue got
+    # shorter, the pool woke a worker for the rest.
+    assert kicked == [{"count": 1, "countdowns": []}] * 2
+
+
+def _batch_and_close(limit: int) -> None:
+    try:
+        deliver_due_batch(limit=limit)
+    finally:
+        connection.close()
