@@ -383,8 +383,9 @@ def _write_breakers(
 def _write_backpressure(items: Sequence[Item], *, now: datetime) -> None:
     """A 429 or 503 with Retry-After postpones every delivery due to its
     destination (any tenant's) until then, capped by WEBHOOK_BACKPRESSURE_MAX
-    (0 turns this off)."""
-    cap = settings.WEBHOOK_BACKPRESSURE_MAX
+    (0 turns this off) and never beyond WEBHOOK_RETRY_AFTER_MAX, the cap of
+    the answered delivery's own retry."""
+    cap = min(settings.WEBHOOK_BACKPRESSURE_MAX, settings.WEBHOOK_RETRY_AFTER_MAX)
     waits: dict[str, datetime] = {}
     for item in items:
         if isinstance(item, Sent) and cap:

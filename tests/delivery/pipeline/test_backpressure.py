@@ -68,6 +68,21 @@ def test_the_wait_is_capped_and_a_longer_one_recorded_is_kept(
     assert len(receiver.requests()) == 1
 
 
+def test_the_wait_never_exceeds_the_retry_after_cap(
+    subscribe, receiver, kicked, settings
+):
+    settings.WEBHOOK_BACKPRESSURE_MAX = timedelta(minutes=5)
+    settings.WEBHOOK_RETRY_AFTER_MAX = timedelta(seconds=20)
+    receiver.script("/a", Reply(429, headers={"Retry-After": "120"}))
+    refused = make_delivery(subscribe(receiver.url("/a")))
+    before = timezone.now()
+    deliver_due_batch(limit=10)
+    until = _row(receiver.url()).backpressure_until
+    assert timedelta(seconds=20) <= until - before < timedelta(seconds=22)
+    # The answered delivery's own retry is due at the same cap, not later.
+    assert reload(refused).next_attempt_at <= until + timedelta(seconds=1)
+
+
 def test_without_retry_after_or_with_the_cap_at_zero_nothing_is_postponed(
     subscribe, receiver, kicked, settings
 ):
