@@ -104,7 +104,7 @@ class PgBouncer:
         """PgBouncer's admin console: `SHOW POOLS`, `SHOW CLIENTS`, `SHOW
         STATS`, … as one dict per row."""
         connection = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user=self.user, dbname="pgbouncer"
+            host=self.host, port=self.port, user=self.user, dbname="pgbouncer"
         )
         connection.autocommit = True  # the console has no transactions
         try:
