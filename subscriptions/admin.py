@@ -36,7 +36,10 @@ class ApiKeyInline(admin.TabularInline):
 class ClientAdmin(admin.ModelAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
-    readonly_fields = ("created_at", "updated_at")
+    # Never notification_secret; the URL is the client's to set (PUT
+    # /api/v1/notification-settings, which also makes the secret).
+    fields = ("name", "notification_url", "created_at", "updated_at")
+    readonly_fields = ("notification_url", "created_at", "updated_at")
     inlines = [ApiKeyInline]
 
 

@@ -8,7 +8,7 @@ from django.db import connection
 from django.urls import NoReverseMatch, reverse
 
 from delivery.models import Breaker
-from subscriptions.services import create_api_key
+from subscriptions.services import create_api_key, set_notification_url
 from tests.support.admin import SECRETS, attempt, delivery, webhook
 
 pytestmark = pytest.mark.django_db
@@ -24,13 +24,16 @@ def secrets() -> list[str]:
     delivery(paused, "held")
     Breaker.objects.create(destination="https://hooks.acme.example:443")
     api_key, key = create_api_key(client_name="acme", scopes=["subscriptions"])
+    notices = set_notification_url(client=api_key.client, url="https://n.acme.example")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT secret, headers, oauth2_client_secret, previous_secret "
             "FROM subscriptions_subscription"
         )
         stored = [value for row in cursor.fetchall() for value in row if value]
-    return [*SECRETS, key, api_key.key_hash, *stored]
+        cursor.execute("SELECT notification_secret FROM subscriptions_client")
+        stored += [value for (value,) in cursor.fetchall() if value]
+    return [*SECRETS, key, api_key.key_hash, notices, *stored]
 
 
 def _pages() -> list[str]:
