@@ -18,7 +18,7 @@ import psycopg2
 import requests
 
 from tests.support.ports import free_port
-from tests.support.receiver import Receiver
+from tests.support.receiver import Receiver, Reply
 from tests.support.stack import ServiceProcess, Stack
 from tests.support.waiting import wait_until
 
@@ -251,3 +251,26 @@ def acknowledged_attempts(service: FaultService) -> int:
     return service.query("SELECT count(*) FROM delivery_attempt WHERE outcome = 'ack'")[
         0
     ][0]
+
+
+def kill_a_worker_mid_request(
+    service: FaultService, ledger: Receiver, *, name: str
+) -> Outcome:
+    """Publish 150 events at 50/s to a slow ledger (requests are in flight),
+    SIGKILL the only worker, start another; settle. The dead worker's
+    unacknowledged messages and leased rows come back: nothing is lost, and
+    only what it had in flight (at most its batch) is sent again."""
+    ledger.default = Reply(delay=0.2)
+    service.create_webhook(ledger.url())
+    doomed = service.stack.start_worker(name="doomed")
+    service.stack.start_beat()
+    publisher = service.publisher(count=150, per_second=50).start()
+
+    publisher.wait_for(50)
+    wait_until(lambda: ledger.counts(), message="requests in flight")
+    doomed.kill()
+    service.stack.start_worker(name="survivor")
+
+    outcome = settle(service, ledger, publisher, name=name)
+    assert outcome.duplicates <= 100
+    return outcome

@@ -7,7 +7,11 @@ except where a request was cut mid-way (a killed worker: at-least-once).
 
 import pytest
 
-from tests.faults.service import acknowledged_attempts, settle
+from tests.faults.service import (
+    acknowledged_attempts,
+    kill_a_worker_mid_request,
+    settle,
+)
 from tests.support.receiver import Reply
 from tests.support.waiting import wait_until
 
@@ -15,21 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_worker_killed_mid_request_loses_no_event(fault_service, ledger):
-    ledger.default = Reply(delay=0.2)  # requests are in flight when the worker dies
-    service = fault_service()
-    service.create_webhook(ledger.url())
-    doomed = service.stack.start_worker(name="doomed")
-    service.stack.start_beat()
-    publisher = service.publisher(count=150, per_second=50).start()
-
-    publisher.wait_for(50)
-    wait_until(lambda: ledger.counts(), message="requests in flight")
-    doomed.kill()
-    service.stack.start_worker(name="survivor")
-
-    outcome = settle(service, ledger, publisher, name="worker killed")
-    # resent only what the dead worker had in flight (at most its batch)
-    assert outcome.duplicates <= 100
+    kill_a_worker_mid_request(fault_service(), ledger, name="worker killed")
 
 
 def test_publishing_while_redis_is_down_answers_202_and_loses_no_event(

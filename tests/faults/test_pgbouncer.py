@@ -10,7 +10,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.faults.service import FaultService, acknowledged_attempts, settle
+from tests.faults.service import (
+    FaultService,
+    acknowledged_attempts,
+    kill_a_worker_mid_request,
+    settle,
+)
 from tests.support.pgbouncer import PgBouncer
 from tests.support.receiver import Reply
 from tests.support.waiting import wait_until
@@ -89,20 +94,9 @@ def test_retries_through_pgbouncer_end_in_success(pooled_service, ledger):
 def test_a_worker_killed_mid_request_behind_pgbouncer_loses_no_event(
     pooled_service, ledger
 ):
-    ledger.default = Reply(delay=0.2)  # requests are in flight when the worker dies
+    # its open transaction, if any, is PgBouncer's to end
     service, _ = pooled_service()
-    service.create_webhook(ledger.url())
-    doomed = service.stack.start_worker(name="doomed")
-    service.stack.start_beat()
-    publisher = service.publisher(count=150, per_second=50).start()
-
-    publisher.wait_for(50)
-    wait_until(lambda: ledger.counts(), message="requests in flight")
-    doomed.kill()  # its transactions, if any was open, are PgBouncer's to end
-    service.stack.start_worker(name="survivor")
-
-    outcome = settle(service, ledger, publisher, name="worker killed behind pgbouncer")
-    assert outcome.duplicates <= 100
+    kill_a_worker_mid_request(service, ledger, name="worker killed behind pgbouncer")
 
 
 def test_restarting_pgbouncer_mid_burst_loses_no_accepted_event(pooled_service, ledger):

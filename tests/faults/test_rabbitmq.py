@@ -8,10 +8,12 @@ and a broker that cannot be reached never fails or stalls a publish.
 
 import pytest
 
-from tests.faults.service import acknowledged_attempts, settle
+from tests.faults.service import (
+    acknowledged_attempts,
+    kill_a_worker_mid_request,
+    settle,
+)
 from tests.support.rabbitmq import RabbitVhost
-from tests.support.receiver import Reply
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,20 +36,9 @@ def test_events_are_delivered_through_rabbitmq(fault_service, ledger, rabbitmq_v
 def test_a_worker_killed_mid_request_on_rabbitmq_loses_no_event(
     fault_service, ledger, rabbitmq_vhost
 ):
-    ledger.default = Reply(delay=0.2)  # requests are in flight when the worker dies
+    # its unacknowledged messages go back to the queue as its connection drops
     service = fault_service(CELERY_BROKER_URL=rabbitmq_vhost.url())
-    service.create_webhook(ledger.url())
-    doomed = service.stack.start_worker(name="doomed")
-    service.stack.start_beat()
-    publisher = service.publisher(count=150, per_second=50).start()
-
-    publisher.wait_for(50)
-    wait_until(lambda: ledger.counts(), message="requests in flight")
-    doomed.kill()  # its unacknowledged messages go back to the queue
-    service.stack.start_worker(name="survivor")
-
-    outcome = settle(service, ledger, publisher, name="worker killed on rabbitmq")
-    assert outcome.duplicates <= 100
+    kill_a_worker_mid_request(service, ledger, name="worker killed on rabbitmq")
 
 
 def test_a_vanished_rabbitmq_never_fails_a_publish(fault_service, ledger):
