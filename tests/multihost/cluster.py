@@ -61,14 +61,18 @@ class Cluster(FaultService):
         with self.net.inside(DATABASE):
             return super().query(sql, *params)
 
+    def arrivals_from(self, ledger: Receiver, host: str) -> dict[str, float]:
+        """When each webhook-id first arrived from `host` (time.time())."""
+        address = self.net.address(host)
+        first: dict[str, float] = {}
+        for request in ledger.requests():
+            if request.client == address:
+                first.setdefault(request.headers.get("webhook-id", ""), request.at)
+        return first
+
     def sent_by(self, ledger: Receiver, host: str) -> set[str]:
         """The webhook-ids the receiver got at least once from `host`."""
-        address = self.net.address(host)
-        return {
-            r.headers.get("webhook-id", "")
-            for r in ledger.requests()
-            if r.client == address
-        }
+        return set(self.arrivals_from(ledger, host))
 
     def hosts_of(self, ledger: Receiver) -> Counter[str]:
         """Requests the receiver got, by the host that sent them."""

@@ -1,8 +1,8 @@
 """The service over five hosts (tests/multihost/cluster.py): web on a, a
-worker each on b and c (beat on b), PostgreSQL and the broker on d, the
-receiver on e. Traffic flows while hosts lose their links; every event
-answered 202 reaches the receiver, duplicates only where a host was cut
-mid-request.
+worker each on b and c (beat on b), PostgreSQL behind PgBouncer and the
+broker on d, the receiver on e. Traffic flows while hosts lose their links;
+every event answered 202 reaches the receiver, duplicates only where a host
+was cut mid-request. docs/scaling.md has the figures they print.
 """
 
 import time
@@ -10,10 +10,12 @@ import time
 import pytest
 
 from tests.faults.service import settle, unfinished
+from tests.faults.template import FAULT_ENV
 from tests.multihost.cluster import DATABASE, report, timed
 from tests.multihost.figures import Figures
 from tests.support.receiver import Reply
 from tests.support.waiting import wait_until
+from webhooks_project.conf import parse_duration
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +62,9 @@ def test_a_worker_host_cut_mid_burst_is_taken_over_within_the_lease(
     # b's requests out at the cut: received, never recorded; c sent them
     # again once b's lease ran out
     orphans = service.sent_by(host_ledger, "b") & service.sent_by(host_ledger, "c")
-    taken_over = max(_arrivals(host_ledger, "c", service)[i] for i in orphans)
-    lease = 3.0  # WEBHOOK_CLAIM_LEASE in ACCELERATED
+    from_c = service.arrivals_from(host_ledger, "c")
+    taken_over = max(from_c[i] for i in orphans)
+    lease = parse_duration(FAULT_ENV["WEBHOOK_CLAIM_LEASE"]).total_seconds()
     print(
         f"multihost worker host b cut: {len(orphans)} events b had out, sent "
         f"again by c {taken_over - cut_at:.1f} s after the cut (lease {lease} s)"
@@ -130,14 +133,3 @@ def test_beat_host_cut_sweeps_resume_with_a_replacement_beat(
     report(service, host_ledger, outcome, name="beat host b cut", seconds=took[0])
     duplicated = {i for i, n in host_ledger.counts().items() if n > 1}
     assert duplicated <= service.sent_by(host_ledger, "b")
-
-
-def _arrivals(ledger, host, service) -> dict[str, float]:
-    """When each webhook-id first arrived from `host`."""
-    address = service.net.address(host)
-    first: dict[str, float] = {}
-    for request in ledger.requests():
-        if request.client == address:
-            event_id = request.headers.get("webhook-id", "")
-            first.setdefault(event_id, request.at)
-    return first
