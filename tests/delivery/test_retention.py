@@ -1,6 +1,7 @@
 import time
 from datetime import timedelta
 
+import psycopg2
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -9,6 +10,7 @@ from delivery import retention, tasks
 from delivery.models import Attempt, Delivery
 from events.models import Event
 from tests.support.rows import make_delivery, make_event
+from tests.support.stack import database_url
 
 DAY = timedelta(days=1)
 
@@ -152,3 +154,29 @@ def test_it_rests_so_as_to_work_only_its_duty_share(hook, settings, monkeypatch)
     # three times as long resting as working (the last chunks of each step
     # find nothing and end it without a rest)
     assert sum(rests) == pytest.approx(3 * worked, rel=0.5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_a_worker_holds_is_skipped_with_its_event(hook):
+    held_by_worker = old_event(hook, 40 * DAY)
+    busy = delivery(hook, held_by_worker, status="succeeded", age=40 * DAY)
+    free = old_event(hook, 40 * DAY)
+    delivery(hook, free, status="succeeded", age=40 * DAY)
+    worker = psycopg2.connect(database_url())
+    try:
+        with worker.cursor() as cursor:  # a claim or a retry holds the row
+            cursor.execute(
+                "SELECT 1 FROM delivery_delivery WHERE id = %s FOR UPDATE",
+                [str(busy.pk)],
+            )
+            result = retention.prune(older_than=30 * DAY)
+    finally:
+        worker.rollback()
+        worker.close()
+
+    # the held delivery and its event stay (its old attempts go: step 3)
+    assert (result.events, result.deliveries, result.attempts) == (1, 1, 4)
+    assert exists(held_by_worker) and exists(busy)
+    assert not exists(free)
+    after = retention.prune(older_than=30 * DAY)  # the next run takes them
+    assert (after.events, after.deliveries) == (1, 1)
