@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 from tests.faults.servers import PrivatePostgres, PrivateRedis
 from tests.multihost.cluster import DATABASE, Cluster
 from tests.support.pgbouncer import PgBouncer
@@ -86,7 +84,7 @@ class Figures:
                 "SELECT pg_stat_statements_reset()"
             )
             self.redis.client().config_resetstat()
-            self._stats_before = self._bouncer("SHOW STATS")
+            self._stats_before = self.bouncer.show("STATS")
         self._cpu_before = self._cpu()
         self._done = threading.Event()
         with self.cluster.net.inside(DATABASE):  # the sampler stays on d
@@ -124,7 +122,7 @@ class Figures:
             )
         with self.cluster.net.inside(DATABASE):
             commands = self.redis.client().info("commandstats")
-            stats = self._bouncer("SHOW STATS")
+            stats = self.bouncer.show("STATS")
         broker = sorted(commands.items(), key=lambda kv: -kv[1]["usec"])[:4]
         print(
             "figures: broker "
@@ -166,26 +164,8 @@ class Figures:
 
     def _sample(self) -> None:
         while not self._done.wait(0.2):
-            self.pools.append(self._database_row(self._bouncer("SHOW POOLS")))
+            self.pools.append(self._database_row(self.bouncer.show("POOLS")))
 
     def _database_row(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         name = self.cluster.database_url.rsplit("/", 1)[1]
         return next(row for row in rows if row["database"] == name)
-
-    def _bouncer(self, command: str) -> list[dict[str, Any]]:
-        """An admin console command (run on host d)."""
-        connection = psycopg2.connect(
-            host=self.bouncer.host,
-            port=self.bouncer.port,
-            user=self.bouncer.user,
-            dbname="pgbouncer",
-            connect_timeout=3,
-        )
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(command)
-                names = [column.name for column in cursor.description]
-                return [dict(zip(names, row, strict=True)) for row in cursor]
-        finally:
-            connection.close()
