@@ -79,3 +79,20 @@ def test_a_notice_whose_client_removed_its_url_is_cancelled_unsent(
     (notice,) = Delivery.objects.filter(kind="notice")
     assert (notice.status, notice.attempts_count) == ("cancelled", 0)
     assert receiver.requests() == []
+
+
+@pytest.mark.ssrf_guard
+def test_the_ssrf_guard_vets_a_notifications_destination(
+    receiver, settings, kicked, subscribe
+):
+    settings.WEBHOOK_OPERATIONAL_URL = receiver.url("/ops")  # loopback: blocked
+    settings.WEBHOOK_OPERATIONAL_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    webhook = subscribe("https://receiver.example.com/hooks")
+    services.pause_subscription(subscription=webhook, reason="r")
+
+    deliver_due_batch(limit=10)
+
+    (notice,) = Delivery.objects.filter(kind="operator")
+    assert notice.status == "pending"  # retried on the backoff table
+    assert notice.attempts.get().error.startswith("blocked destination")
+    assert receiver.requests() == []
