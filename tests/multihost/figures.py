@@ -77,12 +77,13 @@ class Figures:
 
     def start(self) -> None:
         with self.cluster.net.inside(DATABASE):
-            self.postgres.connect(
-                self.cluster.database_url.rsplit("/", 1)[1]
-            ).cursor().execute(
-                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
-                "SELECT pg_stat_statements_reset()"
-            )
+            connection = self.postgres.connect(self._database())
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
+                    "SELECT pg_stat_statements_reset()"
+                )
+            connection.close()
             self.redis.client().config_resetstat()
             self._stats_before = self.bouncer.show("STATS")
         self._cpu_before = self._cpu()
@@ -167,5 +168,7 @@ class Figures:
             self.pools.append(self._database_row(self.bouncer.show("POOLS")))
 
     def _database_row(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        name = self.cluster.database_url.rsplit("/", 1)[1]
-        return next(row for row in rows if row["database"] == name)
+        return next(row for row in rows if row["database"] == self._database())
+
+    def _database(self) -> str:
+        return self.cluster.database_url.rsplit("/", 1)[1]
