@@ -12,6 +12,7 @@ from django.db.models.expressions import RawSQL
 
 from events.models import Event, EventType
 from subscriptions.models import ApiKey, Client, Subscription, SubscriptionFilter
+from webhooks_project.cursors import encode_cursor
 from webhooks_project.ids import parse_public_id
 
 # Quoted alike by PostgreSQL and SQLite.
@@ -350,3 +351,27 @@ def _delivery_counts(visible: Q, event_ids: list[UUID]) -> dict[UUID, dict[str, 
         summary[delivery_status] = summary.get(delivery_status, 0) + n
         summary["total"] += n
     return counts
+
+
+def events_page(
+    *, client: Client, scopes: Collection[str], limit: int, query: dict[str, Any]
+) -> tuple[list[EventSummary], str | None]:
+    """One page of list_events() from a validated EventListQuerySerializer
+    (its `limit` ignored: the caller's), and the cursor of the next page (None
+    at the end). Shared by GET /api/v1/events and the portal's events page."""
+    rows = list_events(
+        client=client,
+        scopes=scopes,
+        limit=limit,
+        type=query.get("type"),
+        since=query.get("since"),
+        until=query.get("until"),
+        resource_id=query.get("resource_id"),
+        status=query.get("status"),
+        before=query.get("cursor"),
+    )
+    page = rows[:limit]
+    cursor = None
+    if len(rows) > limit:
+        cursor = encode_cursor(page[-1].event.created_at, page[-1].event.id)
+    return page, cursor

@@ -24,7 +24,6 @@ from events.serializers import (
     with_idempotency_header,
 )
 from subscriptions.auth import HasPublishScope
-from webhooks_project.cursors import encode_cursor
 from webhooks_project.errors import Conflict, ErrorEnvelopeSerializer, PayloadTooLarge
 
 
@@ -97,23 +96,12 @@ class PublishEventView(_PublishView):
     def get(self, request: Request) -> Response:
         query = EventListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        params = query.validated_data
-        limit = params["limit"]
-        rows = selectors.list_events(
+        page, cursor = selectors.events_page(
             client=request.user,
             scopes=request.auth.scopes,
-            limit=limit,
-            type=params.get("type"),
-            since=params.get("since"),
-            until=params.get("until"),
-            resource_id=params.get("resource_id"),
-            status=params.get("status"),
-            before=params.get("cursor"),
+            limit=query.validated_data["limit"],
+            query=query.validated_data,
         )
-        page = rows[:limit]
-        cursor = None
-        if len(rows) > limit:
-            cursor = encode_cursor(page[-1].event.created_at, page[-1].event.id)
         return Response(
             {"results": EventSummarySerializer(page, many=True).data, "next": cursor}
         )

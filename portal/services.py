@@ -9,14 +9,14 @@ from rest_framework import serializers
 from delivery.ops import replay
 from delivery.serializers import WebhookReplaySerializer
 from delivery.services import TooManyDeliveries
-from events.selectors import EventSummary, list_events
+from events import selectors as event_selectors
+from events.selectors import EventSummary
 from events.serializers import EventListQuerySerializer
 from portal import forms
 from subscriptions import selectors as subscription_selectors
 from subscriptions import services as subscription_services
 from subscriptions.models import ApiKey, Client, Subscription
 from subscriptions.serializers import WebhookCreateSerializer
-from webhooks_project.cursors import encode_cursor
 from webhooks_project.errors import flatten_errors
 
 EVENTS_PAGE = 50
@@ -96,19 +96,9 @@ def events_page(
     a page of the events that reached the client's webhooks and the cursor
     of the next (None at the end). Raises Invalid."""
     query = _validated(EventListQuerySerializer(data=forms.event_query(params)))
-    rows = list_events(
+    return event_selectors.events_page(
         client=client,
         scopes=[ApiKey.Scope.SUBSCRIPTIONS],
         limit=EVENTS_PAGE,
-        type=query.get("type"),
-        since=query.get("since"),
-        until=query.get("until"),
-        resource_id=query.get("resource_id"),
-        status=query.get("status"),
-        before=query.get("cursor"),
+        query=query,
     )
-    page = rows[:EVENTS_PAGE]
-    cursor = None
-    if len(rows) > EVENTS_PAGE:
-        cursor = encode_cursor(page[-1].event.created_at, page[-1].event.id)
-    return page, cursor
