@@ -77,15 +77,20 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
     """Claim up to `limit` due deliveries and deliver them; see the module doc.
 
     If the batch was full, another deliver_due is enqueued first so a backlog
-    drains without waiting for dispatch_due. Tenants with a whole pool's worth
-    of requests already waiting in this process are left out (their rows
-    would only wait here, holding this thread, while another tenant's new
-    work found no thread to claim it); the pool wakes a worker once their
-    queue is shorter.
+    drains without waiting for dispatch_due. Tenants whose requests already
+    waiting in this process would take more than two dispatch intervals to
+    start are left out (their rows would only wait here, holding this
+    thread, while another tenant's new work found no thread to claim it);
+    the pool wakes a worker once their queue is shorter.
     """
     now = timezone.now()
     lease_ends = time.monotonic() + settings.WEBHOOK_CLAIM_LEASE.total_seconds()
-    crowded = http_pool().crowded()
+    # Crowded: more than two sweeps' worth of its requests wait already, so a
+    # wake-up lost to another worker process costs it nothing (dispatch_due
+    # wakes again before its queue runs dry).
+    crowded = http_pool().crowded(
+        2 * settings.WEBHOOK_DISPATCH_INTERVAL.total_seconds()
+    )
     _, claimed = claim_due(limit=limit, now=now, skip=crowded)
     if crowded:
         http_pool().when_room(crowded, _wake_one)

@@ -12,13 +12,16 @@ So a key with nothing running may also start a call on one of `spare` extra
 threads: every tenant with queued work has a request in flight within
 moments, and at most max_workers + spare calls run at once.
 
-A key with a whole pool's worth of calls waiting is `crowded`: more of its
-calls would only wait longer, so the engine claims none for it and asks to
-be called back (`when_room`) once its queue is shorter again.
+A key is `crowded` when its waiting calls would take longer than a given
+horizon to start, given how long its calls have been taking: more of them
+would only wait longer, so the engine claims none for it and asks to be
+called back (`when_room`) once that is no longer so. Slow receivers make a
+short queue crowded; fast ones hardly ever do.
 """
 
 import logging
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -52,6 +55,9 @@ class FairPool:
         self._threads = 0
         self._shutdown = False
         self._watched: dict[Hashable, Callable[[], Any]] = {}
+        self._horizon = 0.0
+        # How long each key's calls take (a moving average, in seconds).
+        self._duration: dict[Hashable, float] = {}
 
     def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
@@ -81,23 +87,32 @@ class FairPool:
             self._idle = 0
             self._lock.notify_all()
 
-    def crowded(self) -> set[Hashable]:
-        """Keys with at least max_workers calls waiting to start."""
+    def crowded(self, horizon: float) -> set[Hashable]:
+        """Keys whose waiting calls would take more than `horizon` seconds to
+        start, if the whole pool ran them at the pace their calls have run."""
         with self._lock:
-            return {k for k, q in self._queues.items() if len(q) >= self.max_workers}
+            self._horizon = horizon
+            return {key for key in self._queues if self._is_crowded(key)}
 
     def when_room(self, keys: set[Hashable], callback: Callable[[], Any]) -> None:
-        """callback() once for each of `keys` when fewer than max_workers of its
-        calls wait (at once if that is already so); it runs on a sender thread."""
-        now = []
+        """callback() once for each of `keys` when it is no longer crowded (at
+        once if that is already so); it runs on a sender thread."""
+        ready = []
         with self._lock:
             for key in keys:
-                if len(self._queues.get(key, ())) < self.max_workers:
-                    now.append(callback)
-                else:
+                if self._is_crowded(key):
                     self._watched[key] = callback
-        for each in now:
+                else:
+                    ready.append(callback)
+        for each in ready:
             each()
+
+    def _is_crowded(self, key: Hashable) -> bool:
+        waiting = len(self._queues.get(key, ()))
+        duration = self._duration.get(key)
+        if not waiting or duration is None:
+            return False
+        return waiting * duration / self.max_workers > self._horizon
 
     @property
     def _most(self) -> int:
@@ -125,14 +140,18 @@ class FairPool:
             if calls:
                 self._queues[key] = calls  # back of the line
             callback = None
-            if key in self._watched and len(calls) < self.max_workers:
+            if key in self._watched and not self._is_crowded(key):
                 callback = self._watched.pop(key)
             self._running[key] += 1
             self._running_total += 1
             return key, call, callback
 
-    def _done(self, key: Hashable) -> None:
+    def _done(self, key: Hashable, seconds: float) -> None:
         with self._lock:
+            last = self._duration.get(key)
+            self._duration[key] = (
+                seconds if last is None else last * 0.9 + seconds * 0.1
+            )
             self._running[key] -= 1
             if not self._running[key]:
                 del self._running[key]
@@ -142,9 +161,10 @@ class FairPool:
     def _work(self) -> None:
         while (picked := self._next()) is not None:
             key, (future, fn, args), callback = picked
+            if callback is not None:
+                _quietly(callback)
+            started = time.monotonic()
             try:
-                if callback is not None:
-                    _quietly(callback)
                 if future.set_running_or_notify_cancel():
                     try:
                         result = fn(*args)
@@ -153,7 +173,7 @@ class FairPool:
                     else:
                         future.set_result(result)
             finally:
-                self._done(key)
+                self._done(key, time.monotonic() - started)
             del picked, future, fn, args, callback  # drop references while idle
 
 

@@ -711,7 +711,7 @@ def test_a_tenant_with_a_pool_of_slow_requests_waiting_does_not_hold_back_anothe
     subscribe, receiver, kicked, settings, monkeypatch
 ):
     # Two sender threads (and one spare): tenant a's batch of 1 s requests
-    # keeps both busy for 6 s with ten more waiting.
+    # keeps both busy for 6 s, more than two dispatch intervals waiting.
     settings.WEBHOOK_HTTP_CONCURRENCY = 2
     monkeypatch.setattr(engine, "_pool", None)
     receiver.script("/slow", Reply(delay=1.0))
@@ -721,8 +721,10 @@ def test_a_tenant_with_a_pool_of_slow_requests_waiting_does_not_hold_back_anothe
     first = threading.Thread(target=_batch_and_close, args=(12,))
     first.start()
     try:
+        # Once a's first requests have ended (the third has started), the
+        # pool knows they take 1 s: ten waiting on two threads is 5 s of work.
         deadline = time.monotonic() + 10
-        while len(receiver.requests("/slow")) < 2 and time.monotonic() < deadline:
+        while len(receiver.requests("/slow")) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         quiet = subscribe(receiver.url("/fast"), client=ClientFactory(name="b"))
         made = {make_delivery(quiet).id for _ in range(2)}

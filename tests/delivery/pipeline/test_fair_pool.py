@@ -115,22 +115,36 @@ def test_nothing_is_accepted_after_shutdown(pool):
         fair.submit("a", print)
 
 
-def test_a_key_with_a_full_pool_waiting_is_crowded_until_its_queue_shrinks(pool):
+def test_a_key_is_crowded_when_its_queue_would_outlast_the_horizon(pool):
     fair = pool(2)
+    # Calls of a take ~50 ms: two threads start four waiting ones in ~100 ms.
+    for _ in range(2):
+        fair.submit("a", time.sleep, 0.05).result(timeout=5)
     release = threading.Event()
-    calls = [fair.submit("a", release.wait, 10) for _ in range(4)]
+    calls = [fair.submit("a", release.wait, 10) for _ in range(6)]
     deadline = time.monotonic() + 5
     while sum(call.running() for call in calls) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    # Two of a's run (the regular threads), two wait: a pool's worth.
-    assert fair.crowded() == {"a"}
+    assert fair.crowded(horizon=10) == set()
+    assert fair.crowded(horizon=0.05) == {"a"}
     told: list[str] = []
     fair.when_room({"a"}, lambda: told.append("room"))
     assert told == []
     release.set()
     assert all(call.result(timeout=10) for call in calls)
-    assert told == ["room"]  # once, as a's queue got shorter
-    assert fair.crowded() == set()
+    assert told == ["room"]  # once, as a's queue got short enough
+    assert fair.crowded(horizon=0.05) == set()
+
+
+def test_a_key_whose_calls_never_ended_yet_is_not_crowded(pool):
+    fair = pool(1)
+    release = threading.Event()
+    calls = [fair.submit("a", release.wait, 10) for _ in range(5)]
+    try:
+        assert fair.crowded(horizon=0) == set()
+    finally:
+        release.set()
+    assert all(call.result(timeout=10) for call in calls)
 
 
 def test_when_room_calls_back_at_once_for_a_key_that_is_not_crowded(pool):
