@@ -15,6 +15,7 @@ own (the bench's name + `_ceiling` / `_peer`) and, for the peer, Redis db 9.
 """
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -57,7 +58,10 @@ def _database(ctx: Context, suffix: str) -> Database:
 def _commands(wsgi: str, celery_app: str | None = None) -> dict[str, str]:
     """The Procfile's web (and worker) lines, serving another app."""
     procfile = procfile_commands()
-    commands = {"web": procfile["web"].replace("webhooks_project.wsgi", wsgi)}
+    # Without the service's gunicorn hooks (its Prometheus bookkeeping, which
+    # the peer's venv cannot import).
+    web = re.sub(r"\s--config\s+python:webhooks_project\.\S+", "", procfile["web"])
+    commands = {"web": web.replace("webhooks_project.wsgi", wsgi)}
     if celery_app is not None:
         commands["worker"] = procfile["worker"].replace(
             "-A webhooks_project", f"-A {celery_app}"
