@@ -39,13 +39,8 @@ def claim_due(
     """
     token = uuid.uuid4()
     until = now + settings.WEBHOOK_CLAIM_LEASE
-    skip = sorted(skip)
-    if connection.vendor == "postgresql":
-        ids = _claim_postgresql(
-            limit=limit, now=now, until=until, token=token, skip=skip
-        )
-    else:
-        ids = _claim_portable(limit=limit, now=now, until=until, token=token, skip=skip)
+    claim = _claim_postgresql if connection.vendor == "postgresql" else _claim_portable
+    ids = claim(limit=limit, now=now, until=until, token=token, skip=sorted(skip))
     if not ids:
         return token, []
     rows = list(
@@ -65,7 +60,7 @@ def claim_due(
     return token, rows
 
 
-def share_of(limit: int, tenants: int) -> int:
+def _share_of(limit: int, tenants: int) -> int:
     """Rows each tenant with due work gets first (at least one)."""
     return max(limit // max(tenants, 1), 1)
 
@@ -147,7 +142,7 @@ def _claim_postgresql(
         if len(tenants) == 1 and not skip:
             cursor.execute(_OLDEST_CLAIM, [until, token, _PENDING, now, limit])
         else:
-            share = share_of(limit, len(tenants))
+            share = _share_of(limit, len(tenants))
             cursor.execute(
                 _FAIR_CLAIM,
                 [tenants, _PENDING, now, share]
@@ -166,7 +161,7 @@ def _claim_portable(
     due = due.exclude(client_id__in=skip)
     oldest = due.order_by("next_attempt_at").values_list("id", flat=True)
     tenants = list(due.order_by().values_list("client_id", flat=True).distinct())
-    share = share_of(limit, len(tenants))
+    share = _share_of(limit, len(tenants))
     fair = [
         id_ for client in tenants for id_ in oldest.filter(client_id=client)[:share]
     ]
