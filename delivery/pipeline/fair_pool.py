@@ -58,6 +58,9 @@ class FairPool:
         self._horizon = 0.0
         # How long each key's calls take (a moving average, in seconds).
         self._duration: dict[Hashable, float] = {}
+        # Since when each key has had calls running without a break: before
+        # its first call ends, its calls take at least that long.
+        self._busy_since: dict[Hashable, float] = {}
 
     def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
@@ -110,6 +113,8 @@ class FairPool:
     def _is_crowded(self, key: Hashable) -> bool:
         waiting = len(self._queues.get(key, ()))
         duration = self._duration.get(key)
+        if duration is None and key in self._busy_since:
+            duration = time.monotonic() - self._busy_since[key]
         if not waiting or duration is None:
             return False
         return waiting * duration / self.max_workers > self._horizon
@@ -142,6 +147,8 @@ class FairPool:
             callback = None
             if key in self._watched and not self._is_crowded(key):
                 callback = self._watched.pop(key)
+            if not self._running[key]:
+                self._busy_since[key] = time.monotonic()
             self._running[key] += 1
             self._running_total += 1
             return key, call, callback
@@ -155,6 +162,7 @@ class FairPool:
             self._running[key] -= 1
             if not self._running[key]:
                 del self._running[key]
+                del self._busy_since[key]
             self._running_total -= 1
             # No notify: this thread takes the next call itself.
 

@@ -136,12 +136,16 @@ def test_a_key_is_crowded_when_its_queue_would_outlast_the_horizon(pool):
     assert fair.crowded(horizon=0.05) == set()
 
 
-def test_a_key_whose_calls_never_ended_yet_is_not_crowded(pool):
+def test_before_its_first_call_ends_a_key_counts_the_time_it_has_been_busy(pool):
     fair = pool(1)
     release = threading.Event()
     calls = [fair.submit("a", release.wait, 10) for _ in range(5)]
     try:
-        assert fair.crowded(horizon=0) == set()
+        # One running, four waiting: crowded for a 1 s horizon once the
+        # running call is older than 0.25 s, whatever it will take in the end.
+        assert fair.crowded(horizon=10) == set()
+        time.sleep(0.3)
+        assert fair.crowded(horizon=1.0) == {"a"}
     finally:
         release.set()
     assert all(call.result(timeout=10) for call in calls)
