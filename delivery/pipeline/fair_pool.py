@@ -58,8 +58,7 @@ class FairPool:
         self._horizon = 0.0
         # How long each key's calls take (a moving average, in seconds).
         self._duration: dict[Hashable, float] = {}
-        # Since when each key has had calls running without a break: before
-        # its first call ends, its calls take at least that long.
+        # Since when each key has had calls running without a break.
         self._busy_since: dict[Hashable, float] = {}
 
     def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any) -> Future:
@@ -112,11 +111,15 @@ class FairPool:
 
     def _is_crowded(self, key: Hashable) -> bool:
         waiting = len(self._queues.get(key, ()))
-        duration = self._duration.get(key)
-        if duration is None and key in self._busy_since:
-            duration = time.monotonic() - self._busy_since[key]
-        if not waiting or duration is None:
+        if not waiting:
             return False
+        duration = self._duration.get(key)
+        if duration is None:
+            # None of its calls ended yet: they take at least as long as it
+            # has been busy, and are taken to last the horizon (so more than
+            # a pool's worth waiting is crowded) until one ends.
+            busy = self._busy_since.get(key)
+            duration = max(self._horizon, time.monotonic() - busy if busy else 0.0)
         return waiting * duration / self.max_workers > self._horizon
 
     @property

@@ -136,16 +136,34 @@ def test_a_key_is_crowded_when_its_queue_would_outlast_the_horizon(pool):
     assert fair.crowded(horizon=0.05) == set()
 
 
-def test_before_its_first_call_ends_a_key_counts_the_time_it_has_been_busy(pool):
-    fair = pool(1)
+def _blocked(fair: FairPool, count: int, running: int) -> tuple:
     release = threading.Event()
-    calls = [fair.submit("a", release.wait, 10) for _ in range(5)]
+    calls = [fair.submit("a", release.wait, 10) for _ in range(count)]
+    deadline = time.monotonic() + 5
+    while sum(c.running() for c in calls) < running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return release, calls
+
+
+def test_before_any_call_ends_more_than_a_pool_s_worth_waiting_is_crowded(pool):
+    fair = pool(2)
+    release, calls = _blocked(fair, 5, running=2)
     try:
-        # One running, four waiting: crowded for a 1 s horizon once the
-        # running call is older than 0.25 s, whatever it will take in the end.
-        assert fair.crowded(horizon=10) == set()
+        assert fair.crowded(horizon=10) == {"a"}  # three waiting, two threads
+    finally:
+        release.set()
+    assert all(call.result(timeout=10) for call in calls)
+
+
+def test_before_any_call_ends_they_count_as_long_as_the_key_has_been_busy(pool):
+    fair = pool(4)
+    release, calls = _blocked(fair, 6, running=4)
+    try:
+        # Two waiting on four threads: crowded once they have been running
+        # for more than twice the horizon.
+        assert fair.crowded(horizon=1.0) == set()
         time.sleep(0.3)
-        assert fair.crowded(horizon=1.0) == {"a"}
+        assert fair.crowded(horizon=0.1) == {"a"}
     finally:
         release.set()
     assert all(call.result(timeout=10) for call in calls)
