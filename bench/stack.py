@@ -172,6 +172,9 @@ def base_env(
         # The bench publishes thousands of events a second from one key.
         WEBHOOK_THROTTLE_RATE="10000000/min",
         WEBHOOK_PUBLISH_THROTTLE_RATE="10000000/min",
+        # One client owns every scenario's webhooks (fan-out alone makes
+        # 10,000): above the default per-tenant quota, as an operator would set.
+        WEBHOOK_MAX_WEBHOOKS_PER_CLIENT="100000",
         LOG_LEVEL="WARNING",
         # Production mode, which refuses to start without its keys: fixed,
         # public values (the bench's databases are throwaway ones).
