@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ceilings, procs, report
-from bench.context import FULL, PUBLISHER, QUICK, SUBSCRIBER, Context
+from bench.context import (
+    FULL,
+    PUBLISHER,
+    QUICK,
+    SUBSCRIBER,
+    Context,
+    prepare_database,
+)
 from bench.scenarios import SCENARIOS
 from bench.sink_client import Sink
 from bench.stack import (
@@ -32,8 +39,6 @@ from bench.stack import (
     DEFAULT_REDIS_URL,
     ROOT,
     Database,
-    base_env,
-    create_api_key,
 )
 
 RESULTS = ROOT / "bench" / "results"
@@ -232,24 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database = Database(os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
         redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
-        env = base_env(
-            database_url=database.url,
-            redis_url=redis_url,
-            var_dir=log_dir / "var",
-            extra=env_extra,
-        )
         print("  database: migrating the template, creating API keys", flush=True)
-        database.create_template(env=env, log=log_dir / "migrate.log")
-        keys = {
-            name: create_api_key(
-                client=name,
-                scopes=[scope],
-                database=database,
-                env=env,
-                log=log_dir / "keys.log",
-            )
-            for name, scope in ((SUBSCRIBER, "subscriptions"), (PUBLISHER, "publish"))
-        }
+        _, keys = prepare_database(
+            database, redis_url=redis_url, log_dir=log_dir, env_extra=env_extra
+        )
         sink = Sink(log=log_dir / "sink.log")
         ctx = Context(
             sizes=sizes,

@@ -9,10 +9,50 @@ from pathlib import Path
 from bench import payloads, procs
 from bench.api import Api
 from bench.sink_client import Sink
-from bench.stack import Database, Stack, StackError, base_env, flush_redis
+from bench.stack import (
+    Database,
+    Stack,
+    StackError,
+    base_env,
+    create_api_key,
+    flush_redis,
+)
 
 SUBSCRIBER = "bench-acme"  # owns every webhook (scope subscriptions)
 PUBLISHER = "bench-platform"  # publishes every event (scope publish)
+
+
+def prepare_database(
+    database: Database,
+    *,
+    redis_url: str,
+    log_dir: Path,
+    env_extra: dict[str, str],
+    prefix: str = "",
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Migrate the bench's template database and create the two clients' API
+    keys in it; returns the environment it used and the keys by client name
+    (SUBSCRIBER, PUBLISHER).
+    `prefix` names the logs and var dir of a second database in one log_dir."""
+    env = base_env(
+        database_url=database.url,
+        redis_url=redis_url,
+        var_dir=log_dir / f"{prefix}var",
+        extra=env_extra,
+    )
+    database.create_template(env=env, log=log_dir / f"{prefix}migrate.log")
+    return env, {
+        name: create_api_key(
+            client=name,
+            scopes=[scope],
+            database=database,
+            env=env,
+            log=log_dir / f"{prefix}keys.log",
+        )
+        for name, scope in ((SUBSCRIBER, "subscriptions"), (PUBLISHER, "publish"))
+    }
+
+
 PROCESSES = ("web", "worker", "beat")
 
 

@@ -35,9 +35,16 @@ from pathlib import Path
 
 from bench import payloads, scenarios
 from bench.analysis import analyse
-from bench.context import FULL, PUBLISHER, QUICK, SUBSCRIBER, Context
+from bench.context import (
+    FULL,
+    PUBLISHER,
+    QUICK,
+    SUBSCRIBER,
+    Context,
+    prepare_database,
+)
 from bench.sink_client import Sink
-from bench.stack import ROOT, Database, base_env, create_api_key
+from bench.stack import DEFAULT_REDIS_URL, ROOT, Database
 from tests.faults.servers import PrivatePostgres
 
 RESULTS = ROOT / "bench" / "results"
@@ -187,25 +194,15 @@ def steady_state(ctx: Context, seconds: float, per_second: float) -> dict:
         server.close()
 
 
-def _api_keys(database: Database, env: dict[str, str], log: Path) -> dict[str, str]:
-    return {
-        name: create_api_key(
-            client=name, scopes=[scope], database=database, env=env, log=log
-        )
-        for name, scope in ((SUBSCRIBER, "subscriptions"), (PUBLISHER, "publish"))
-    }
-
-
 def _private_context(ctx: Context, server: PrivatePostgres) -> Context:
     database = Database(server.url("wh_bench_steady"))
-    env = base_env(
-        database_url=database.url,
+    _, keys = prepare_database(
+        database,
         redis_url=ctx.redis_url,
-        var_dir=ctx.log_dir / "steady-var",
-        extra={},
+        log_dir=ctx.log_dir,
+        env_extra={},
+        prefix="steady-",
     )
-    database.create_template(env=env, log=ctx.log_dir / "steady-migrate.log")
-    keys = _api_keys(database, env, ctx.log_dir / "steady-keys.log")
     return dataclasses.replace(
         ctx,
         database=database,
@@ -275,15 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = RESULTS / "logs" / f"retention-{stamp:%Y%m%dT%H%M%S}"
     log_dir.mkdir(parents=True, exist_ok=True)
     database = Database(os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
-    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-    env = base_env(
-        database_url=database.url,
-        redis_url=redis_url,
-        var_dir=log_dir / "var",
-        extra={},
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    env, keys = prepare_database(
+        database, redis_url=redis_url, log_dir=log_dir, env_extra={}
     )
-    database.create_template(env=env, log=log_dir / "migrate.log")
-    keys = _api_keys(database, env, log_dir / "keys.log")
     sink = Sink(log=log_dir / "sink.log")
     ctx = Context(
         sizes=sizes,
