@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> dict:
             ),
             tracking_id=f"P{n}",
         )
-    http = HttpClient(HTTP_AUTHORIZATION=f"Bearer {key}")
+    # A host ALLOWED_HOSTS accepts (testserver is not one outside tests).
+    http = HttpClient(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="localhost")
 
     def publish(n: int) -> None:
         response = http.post(
