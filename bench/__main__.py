@@ -178,6 +178,11 @@ def _notes(args: argparse.Namespace, sizes) -> list[str]:
         "sustained 202 rate) and django-webhook 0.0.15 from PyPI in the bench's "
         "own virtualenv (bench/peers.py, bench/peer: a model saved per POST, "
         "its Celery worker on the Procfile's worker line, the same sink).",
+        "1d in-process: python -m bench.inprocess with the stack's environment "
+        "calls events.services.publish_event in a loop (the 1c events), each "
+        "committed with its delivery before the next, in one thread and then "
+        "in 4 threads of one process, while the stack's workers deliver; the "
+        "rate is events over the loop's wall time.",
         "Sustained: deliveries/s between the 10th and 90th percentile completion "
         "(ramp-up and tail left out). 1b drain: the events are published with the "
         "worker stopped, then it starts: the delivery path without publishing load.",

@@ -82,6 +82,20 @@ def figures(sizes) -> list[Figure]:
             lambda v, r: v >= 5,
         ),
         Figure(
+            "inprocess.rate",
+            f"1d in-process publish_event loop, one thread, "
+            f"{sizes.single_events:,} events: committed",
+            "events/s",
+            "≥ 2,000",
+            lambda v, r: v >= 2000,
+        ),
+        Figure(
+            "inprocess_t.rate",
+            "1d in-process publish_event, 4 threads of one process: committed",
+            "events/s",
+        ),
+        Figure("inprocess.p50_ms", "1d one thread: publish→receipt p50", "ms"),
+        Figure(
             "drain.sustained",
             f"1b drain {n} due deliveries (worker started)",
             "deliveries/s",

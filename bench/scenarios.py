@@ -16,7 +16,7 @@ from bench.analysis import (
     percentile,
     sustained_rate,
 )
-from bench.api import Api
+from bench.api import Api, Published
 from bench.context import SUBSCRIBER, Context, Running
 from bench.stack import ROOT, manage
 
@@ -121,6 +121,8 @@ class _CpuShares:
 
 # Issue 13: a platform publishes each event as it happens, from 16 threads.
 SINGLE_PUBLISHERS = 16
+# 1d's second loop: publish_event from this many threads of one process.
+INPROCESS_THREADS = 4
 
 
 def single(ctx: Context) -> Outcome:
@@ -168,6 +170,46 @@ def single(ctx: Context) -> Outcome:
         if sustained and peer["rate"]:
             figures["single.peer_ratio"] = sustained / peer["rate"]
     return Outcome(figures=figures, checks=delivered.checks(), details=details)
+
+
+def inprocess(ctx: Context) -> Outcome:
+    """1d: events.services.publish_event in a loop in one process (one thread,
+    then INPROCESS_THREADS), each event committed with its delivery before the
+    next; the stack's workers deliver them meanwhile."""
+    deadline = ctx.deadline()
+    count = ctx.sizes.single_events
+    figures: dict = {}
+    checks: dict = {}
+    details: dict = {}
+    received = 0
+    with ctx.stack("inprocess") as run:
+        paths = _spread_webhooks(run, ctx, prefix="P", mode="fast")
+        for threads, key in ((1, "inprocess"), (INPROCESS_THREADS, "inprocess_t")):
+            result = procs.run_json(
+                [sys.executable, "-m", "bench.inprocess", "--events", str(count)]
+                + ["--prefix", "P", "--webhooks", str(len(paths))]
+                + ["--threads", str(threads)],
+                env=run.stack.env,
+                cwd=ROOT,
+                log=run.stack.log(f"inprocess-{threads}"),
+                timeout=max(deadline - time.monotonic(), 1),
+            )
+            published = [
+                Published(n, sent, answered, 202, event_id, 1, (paths[n % len(paths)],))
+                for n, (event_id, sent, answered) in enumerate(result.pop("published"))
+            ]
+            received += count
+            run.wait_received(received, deadline=deadline)
+            delivered = analyse(published, run.sink.receipts())
+            figures[f"{key}.rate"] = result["rate"]
+            figures[f"{key}.p50_ms"] = percentile(delivered.latencies_ms, 50)
+            checks = _sum_checks(checks, delivered.checks())
+            details[key] = result
+    return Outcome(figures=figures, checks=checks, details=details)
+
+
+def _sum_checks(a: dict, b: dict) -> dict:
+    return {key: a.get(key, 0) + value for key, value in b.items()}
 
 
 def drain(ctx: Context) -> Outcome:
@@ -600,6 +642,7 @@ def _insert_backlog(
 SCENARIOS = {
     "burst": burst,
     "single": single,
+    "inprocess": inprocess,
     "drain": drain,
     "idle": idle,
     "slow": slow,

@@ -18,6 +18,7 @@ from tests.support.paths import ROOT
 SCENARIOS = {
     "burst",
     "single",
+    "inprocess",
     "drain",
     "idle",
     "slow",
@@ -67,6 +68,8 @@ def test_quick_bench_runs_every_scenario_and_every_published_event_arrives(tmp_p
     # peer measured in the same run.
     assert figures["single.ceiling"] > 0
     assert figures["single.peer"] > 0, run["scenarios"]["single"].get("details")
+    # In-process publishing, one thread and several.
+    assert figures["inprocess.rate"] > 0 and figures["inprocess_t.rate"] > 0
     # Noisy neighbour: B's latency and A's throughput in both windows.
     assert figures["noisy.b_p99_ms"] > 0
     assert figures["noisy.a_alone"] > 0 and figures["noisy.a_with_b"] is not None
