@@ -24,7 +24,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from bench.stack import ROOT, Database, base_env
+from bench.stack import ROOT, Database, django_here
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wh_bench_claims"
 # Only for the settings: nothing here uses Redis.
@@ -43,8 +43,10 @@ CASES = {
 def _fill(cursor, tenants) -> None:
     cursor.execute("TRUNCATE delivery_delivery CASCADE")
     cursor.execute(
-        "INSERT INTO subscriptions_client (id, name, created_at, updated_at) "
-        "SELECT c, 'claims-' || c, now(), now() FROM generate_series(1, 100) c "
+        "INSERT INTO subscriptions_client (id, name, created_at, updated_at, "
+        "notification_secret, notification_url) "
+        "SELECT c, 'claims-' || c, now(), now(), '', '' "
+        "FROM generate_series(1, 100) c "
         "ON CONFLICT DO NOTHING"
     )
     cursor.execute("SET session_replication_role = replica")
@@ -155,16 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     database = Database(
         os.environ.get("BENCH_CLAIMS_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
-    env = base_env(
-        database_url=database.url,
-        redis_url=REDIS_URL,
-        var_dir=log_dir / "var",
-        extra={},
-    )
-    database.create_template(env=env, log=log_dir / "migrate.log")
-    database.recreate()
-    os.environ.update({k: v for k, v in env.items() if k not in ("PATH", "HOME")})
-    os.environ["DJANGO_SETTINGS_MODULE"] = "webhooks_project.settings"
+    django_here(database, redis_url=REDIS_URL, log_dir=log_dir)
     results = run(args)
     path = args.json or log_dir / "latest.json"
     path.write_text(json.dumps(results, indent=2) + "\n")

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.stack import ROOT, Database, base_env, flush_redis
+from bench.stack import ROOT, Database, django_here, flush_redis
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wh_bench_profile"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -63,23 +63,6 @@ class _Timer:
         finally:
             self.seconds += time.perf_counter() - started
             self.calls += 1
-
-
-def _setup(database_url: str, redis_url: str, log_dir: Path) -> None:
-    database = Database(database_url)
-    env = base_env(
-        database_url=database.url,
-        redis_url=redis_url,
-        var_dir=log_dir / "var",
-        extra={},
-    )
-    database.create_template(env=env, log=log_dir / "migrate.log")
-    database.recreate()
-    flush_redis(redis_url)
-    for key, value in env.items():
-        if key not in ("PATH", "HOME"):
-            os.environ[key] = value
-    os.environ["DJANGO_SETTINGS_MODULE"] = "webhooks_project.settings"
 
 
 def _event(n: int) -> dict:
@@ -245,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / "bench" / "results" / "profile"
     log_dir.mkdir(parents=True, exist_ok=True)
     redis_url = os.environ.get("BENCH_PROFILE_REDIS_URL", DEFAULT_REDIS_URL)
-    _setup(
-        os.environ.get("BENCH_PROFILE_DATABASE_URL", DEFAULT_DATABASE_URL),
-        redis_url,
-        log_dir,
+    database = Database(
+        os.environ.get("BENCH_PROFILE_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
+    django_here(database, redis_url=redis_url, log_dir=log_dir)
+    flush_redis(redis_url)
     try:
         result = run(args)
     finally:

@@ -188,6 +188,22 @@ def base_env(
     return env
 
 
+def django_here(database: "Database", *, redis_url: str, log_dir: Path) -> None:
+    """For a helper that runs the service's code in its own process: a fresh
+    copy of the migrated template in `database`, and this process's
+    environment set as the stack's (call before django.setup())."""
+    env = base_env(
+        database_url=database.url,
+        redis_url=redis_url,
+        var_dir=log_dir / "var",
+        extra={},
+    )
+    database.create_template(env=env, log=log_dir / "migrate.log")
+    database.recreate()
+    os.environ.update({k: v for k, v in env.items() if k not in ("PATH", "HOME")})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "webhooks_project.settings"
+
+
 class Stack:
     """The Procfile's processes for one scenario; `scale` runs several copies
     of a process type (as `heroku ps:scale worker=2` would)."""
