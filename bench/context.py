@@ -16,6 +16,7 @@ from bench.stack import (
     base_env,
     create_api_key,
     flush_redis,
+    migrated_template,
 )
 
 SUBSCRIBER = "bench-acme"  # owns every webhook (scope subscriptions)
@@ -33,14 +34,10 @@ def prepare_database(
     """Migrate the bench's template database and create the two clients' API
     keys in it; returns the environment it used and the keys by client name
     (SUBSCRIBER, PUBLISHER).
-    `prefix` names the logs and var dir of a second database in one log_dir."""
-    env = base_env(
-        database_url=database.url,
-        redis_url=redis_url,
-        var_dir=log_dir / f"{prefix}var",
-        extra=env_extra,
+    `prefix`: as in migrated_template."""
+    env = migrated_template(
+        database, redis_url=redis_url, log_dir=log_dir, extra=env_extra, prefix=prefix
     )
-    database.create_template(env=env, log=log_dir / f"{prefix}migrate.log")
     return env, {
         name: create_api_key(
             client=name,

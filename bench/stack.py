@@ -188,17 +188,32 @@ def base_env(
     return env
 
 
+def migrated_template(
+    database: "Database",
+    *,
+    redis_url: str,
+    log_dir: Path,
+    extra: dict[str, str],
+    prefix: str = "",
+) -> dict[str, str]:
+    """Migrate `database`'s template with the stack's environment, which it
+    returns. `prefix` names the logs and var dir of a second database in one
+    log_dir."""
+    env = base_env(
+        database_url=database.url,
+        redis_url=redis_url,
+        var_dir=log_dir / f"{prefix}var",
+        extra=extra,
+    )
+    database.create_template(env=env, log=log_dir / f"{prefix}migrate.log")
+    return env
+
+
 def django_here(database: "Database", *, redis_url: str, log_dir: Path) -> None:
     """For a helper that runs the service's code in its own process: a fresh
     copy of the migrated template in `database`, and this process's
     environment set as the stack's (call before django.setup())."""
-    env = base_env(
-        database_url=database.url,
-        redis_url=redis_url,
-        var_dir=log_dir / "var",
-        extra={},
-    )
-    database.create_template(env=env, log=log_dir / "migrate.log")
+    env = migrated_template(database, redis_url=redis_url, log_dir=log_dir, extra={})
     database.recreate()
     os.environ.update({k: v for k, v in env.items() if k not in ("PATH", "HOME")})
     os.environ["DJANGO_SETTINGS_MODULE"] = "webhooks_project.settings"
