@@ -3,6 +3,7 @@ WEBHOOK_LOOKUP_CACHE_TTL, misses never, entries dropped on demand, and no
 caching at all with a TTL of 0. No database: the loaders are stand-ins."""
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -207,3 +208,77 @@ def test_turning_the_cache_off_serves_nothing_cached_before(make_cache, settings
     settings.WEBHOOK_LOOKUP_CACHE_TTL = timedelta(0)
 
     assert cache.get("key", Loader("new row")) == "new row"
+
+
+class SlowLoader(Loader):
+    """A read that takes a while: it waits until the test lets it finish."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(value)
+        self.started = threading.Event()
+        self.finish = threading.Event()
+
+    def __call__(self) -> object:
+        self.calls += 1
+        self.started.set()
+        assert self.finish.wait(5), "the test never let the read finish"
+        return self.value
+
+
+def test_threads_missing_the_same_key_at_once_share_one_read(make_cache):
+    # At every expiry under load, all of a web process's threads miss the
+    # same API key together: one of them reads the row, the others wait for it.
+    cache = make_cache()
+    load = SlowLoader("row")
+    got: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.get("key", load)))
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    assert load.started.wait(5)
+    time.sleep(0.05)  # the other seven are waiting now, not reading
+    load.finish.set()
+    for thread in threads:
+        thread.join(5)
+
+    assert got == ["row"] * 8
+    assert load.calls == 1
+
+
+def test_a_read_begun_before_a_discard_is_not_cached(make_cache):
+    # The key was revoked while a thread was reading its (unrevoked) row: that
+    # row may answer the request that read it, but is not served afterwards.
+    cache = make_cache()
+    stale = SlowLoader("unrevoked row")
+    reader = threading.Thread(target=cache.get, args=("key", stale))
+    reader.start()
+    assert stale.started.wait(5)
+
+    cache.discard("key")
+    stale.finish.set()
+    reader.join(5)
+
+    assert cache.get("key", Loader(None)) is None
+
+
+def test_a_miss_read_by_another_thread_is_read_again_by_each_waiter(make_cache):
+    # Misses are never cached, not even for the threads that waited: a row
+    # created meanwhile is found by them.
+    cache = make_cache()
+    missing = SlowLoader(None)
+    first = threading.Thread(target=cache.get, args=("key", missing))
+    first.start()
+    assert missing.started.wait(5)
+    got: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(cache.get("key", Loader("created since")))
+    )
+    waiter.start()
+    time.sleep(0.05)
+    missing.finish.set()
+    first.join(5)
+    waiter.join(5)
+
+    assert got == ["created since"]
