@@ -8,7 +8,8 @@ for each case below (INSERT ... SELECT generate_series, foreign keys off,
 then VACUUM ANALYZE) and times, alternately, the worker's claim
 (`claiming._claim_postgresql`: the due tenants, then the oldest-first or the
 fair statement) and the oldest-first UPDATE alone (the claim before issue
-19), each in a transaction rolled back, so every try sees the same rows.
+19), both returning the claimed rows with their events (one event for all
+rows), each in a transaction rolled back, so every try sees the same rows.
 Prints the median of `--rounds` medians of 5 tries, and who got the rows.
 Not a test: figures only, and noisy on a busy machine (compare the pairs).
 """
@@ -30,6 +31,8 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wh_bench_claims"
 # Only for the settings: nothing here uses Redis.
 REDIS_URL = "redis://127.0.0.1:6379/6"
 
+EVENT_ID = "00000000-0000-0000-0000-0000000c1a1e"
+
 # name -> [(client id, due rows, rows due hours ahead)]
 CASES = {
     "one tenant, 50,000 due": [(1, 50_000, 0)],
@@ -50,6 +53,13 @@ def _fill(cursor, tenants) -> None:
         "ON CONFLICT DO NOTHING"
     )
     cursor.execute("SET session_replication_role = replica")
+    # One event for every row: the claim reads each claimed row's event.
+    cursor.execute(
+        "INSERT INTO events_event (id, publisher_id, type, payload, occurred_at, "
+        "created_at) VALUES (%s, 1, 'CLAIMS', '{}', now(), now()) "
+        "ON CONFLICT DO NOTHING",
+        [EVENT_ID],
+    )
     for client, due, ahead in tenants:
         # Tenant c's due rows start c minutes later than tenant 1's (in the
         # last case, tenants 61-100 only become due in the future).
@@ -62,11 +72,11 @@ def _fill(cursor, tenants) -> None:
                     "INSERT INTO delivery_delivery (id, event_id, subscription_id, "
                     "client_id, kind, status, attempts_count, backoff_step, "
                     "next_attempt_at, expires_at, created_at, updated_at, last_error) "
-                    "SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), "
+                    "SELECT gen_random_uuid(), %s, gen_random_uuid(), "
                     f"%s, 'event', 'pending', 0, 0, {start} + %s * interval '1 minute' "
                     "+ g * interval '1 millisecond', now() + interval '1 day', "
                     "now(), now(), '' FROM generate_series(1, %s) g",
-                    [client, client, count],
+                    [EVENT_ID, client, client, count],
                 )
     cursor.execute("SET session_replication_role = DEFAULT")
 
@@ -110,23 +120,26 @@ def run(args: argparse.Namespace) -> dict:
 
         def fair():
             now = timezone.now()
-            return claiming._claim_postgresql(
+            claimed = claiming._claim_postgresql(
                 limit=args.limit,
                 now=now,
                 until=now + timedelta(minutes=1),
                 token=uuid.uuid4(),
                 skip=[],
             )
+            return [delivery.id for delivery in claimed]
 
         def oldest():
             now = timezone.now()
             until = now + timedelta(minutes=1)
             with connection.cursor() as cursor:
                 cursor.execute(
-                    claiming._OLDEST_CLAIM,
+                    claiming._OLDEST_CLAIM_ROWS,
                     [until, uuid.uuid4(), "pending", now, args.limit],
                 )
-                return [row[0] for row in cursor.fetchall()]
+                return [
+                    delivery.id for delivery in claiming._claimed(cursor.fetchall())
+                ]
 
         _time(fair, 1), _time(oldest, 1)  # warm caches and plans
         row = {}
