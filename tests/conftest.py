@@ -24,6 +24,15 @@ def _allow_local_destinations(settings, request):
 
 
 @pytest.fixture(autouse=True)
+def _empty_lookup_caches():
+    """Each test starts with this process's lookup caches empty: rows cached
+    by an earlier test may have been rolled back (no signal says so)."""
+    from webhooks_project import lookups
+
+    lookups.clear_all()
+
+
+@pytest.fixture(autouse=True)
 def _event_type_catalogue(request):
     """Transactional tests flush every table afterwards, the seeded event-type
     catalogue included; put it back for each test that needs committed data."""

@@ -216,6 +216,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["subscriptions.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": (
+        "webhooks_project.negotiation.ContentNegotiation"
+    ),
     "DEFAULT_PARSER_CLASSES": ["webhooks_project.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["subscriptions.throttling.ApiKeyRateThrottle"],
     "EXCEPTION_HANDLER": "webhooks_project.errors.exception_handler",

@@ -31,6 +31,7 @@ from delivery.sender import http
 from delivery.sender.types import OutboundRequest, SendResult
 from events.models import EventType
 from subscriptions.models import Subscription
+from webhooks_project.lookups import LookupCache
 
 logger = logging.getLogger("webhooks.delivery")
 
@@ -104,7 +105,6 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
         for d in claimed
         if d.subscription is not None
     )
-    terminal = _TerminalTypes()
     early: list[Item] = []
     to_send: list[tuple[Delivery, str, OutboundRequest | None]] = []
     probes: dict[str, datetime] = {}
@@ -130,8 +130,8 @@ def deliver_due_batch(*, limit: int) -> BatchReport:
             delivery.client_id, _send, request, deadline, delivery.expires_at, limits
         )
         futures[future] = (delivery, destination)
-    _record(early, states, terminal, lease_ends)
-    _drain(futures, states, terminal, lease_ends)
+    _record(early, states, lease_ends)
+    _drain(futures, states, lease_ends)
     skipped = sum(isinstance(item, (Skipped, Postponed)) for item in early)
     return BatchReport(len(claimed), len(to_send), skipped, len(early) - skipped)
 
@@ -255,7 +255,6 @@ def _send(
 def _drain(
     futures: dict[Future[tuple[datetime, Outcome]], tuple[Delivery, str]],
     states: dict[str, breaker.BreakerState],
-    terminal: "_TerminalTypes",
     lease_ends: float,
 ) -> None:
     """Record results as they complete, in small groups."""
@@ -294,7 +293,7 @@ def _drain(
             or not remaining
             or time.monotonic() - first_at >= FLUSH_AFTER
         ):
-            _record(buffer, states, terminal, lease_ends)
+            _record(buffer, states, lease_ends)
             buffer = []
 
 
@@ -305,7 +304,6 @@ RECORD_RETRY_PAUSE = 0.25
 def _record(
     items: list[Item],
     states: dict[str, breaker.BreakerState],
-    terminal: "_TerminalTypes",
     lease_ends: float,
 ) -> None:
     """record(), tried again while the database is unreachable and the claim
@@ -315,7 +313,7 @@ def _record(
     have the rows; the error is raised and the lease decides, as before."""
     while True:
         try:
-            record(items, breakers=states, terminal_types=terminal)
+            record(items, breakers=states, terminal_types=terminal_types)
             return
         except (OperationalError, InterfaceError):
             # Inside a caller's transaction there is nothing to retry alone.
@@ -327,15 +325,22 @@ def _record(
             time.sleep(RECORD_RETRY_PAUSE)
 
 
-class _TerminalTypes:
-    """The names of terminal event types, read at most once per batch."""
+# The names of the terminal event types, read at most once per
+# WEBHOOK_LOOKUP_CACHE_TTL by each process (a flush that acknowledges a
+# tracked resource's event asks for them), and at once after this process
+# saves or deletes an event type (DeliveryConfig.ready).
+_terminal_names: LookupCache[frozenset[str]] = LookupCache("terminal event types")
 
-    def __init__(self) -> None:
-        self._names: set[str] | None = None
 
-    def __call__(self) -> set[str]:
-        if self._names is None:
-            self._names = set(
-                EventType.objects.filter(terminal=True).values_list("name", flat=True)
-            )
-        return self._names
+def terminal_types() -> frozenset[str]:
+    return _terminal_names.get(
+        "all",
+        lambda: frozenset(
+            EventType.objects.filter(terminal=True).values_list("name", flat=True)
+        ),
+    )
+
+
+def forget_terminal_types(**kwargs: object) -> None:
+    """A receiver of post_save/post_delete of EventType."""
+    _terminal_names.clear()

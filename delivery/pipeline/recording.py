@@ -15,7 +15,7 @@ A flush writes, for a group of claimed deliveries:
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,7 +65,7 @@ def record(
     items: Sequence[Item],
     *,
     breakers: dict[str, breaker.BreakerState],
-    terminal_types: Callable[[], set[str]],
+    terminal_types: Callable[[], Collection[str]],
 ) -> set[uuid.UUID]:
     """Write one flush; returns the ids of deliveries whose state was written."""
     if not items:
@@ -324,7 +324,7 @@ def _expire_terminal(
     items: Sequence[Item],
     verdicts: dict[uuid.UUID, Verdict],
     kept: set[uuid.UUID],
-    terminal_types: Callable[[], set[str]],
+    terminal_types: Callable[[], Collection[str]],
     *,
     now: datetime,
 ) -> None:
