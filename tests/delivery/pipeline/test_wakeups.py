@@ -151,3 +151,22 @@ class TestCoalescer:
             waits = [coalescer._spend() for _ in range(wakeups.WAKEUP_BURST + 1)]
         assert waits[:-1] == [0.0] * wakeups.WAKEUP_BURST
         assert 9 < waits[-1] <= 10  # the next send is earned one interval on
+
+    @pytest.mark.parametrize(
+        ("carried", "paced_at"),
+        [(wakeups.BUSY_DUE - 1, 10), (wakeups.BUSY_DUE, 10 * wakeups.BUSY_FACTOR)],
+    )
+    def test_a_busy_process_is_paced_at_a_longer_interval(
+        self, monkeypatch, settings, carried, paced_at
+    ):
+        # Busy: its last send carried BUSY_DUE due deliveries or more. Its
+        # wake-ups then claim more each, once the burst budget is spent.
+        settings.WEBHOOK_WAKEUP_INTERVAL = timedelta(seconds=10)
+        monkeypatch.setattr(wakeups, "send_wakeups", lambda **kwargs: 1)
+        coalescer = wakeups._Coalescer()
+        coalescer.wake(carried)
+        assert coalescer.flush(timeout=5)
+        with coalescer._ready:
+            waits = [coalescer._spend() for _ in range(wakeups.WAKEUP_BURST)]
+        assert waits[:-1] == [0.0] * (wakeups.WAKEUP_BURST - 1)
+        assert paced_at - 1 < waits[-1] <= paced_at
