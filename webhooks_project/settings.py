@@ -431,9 +431,10 @@ WEBHOOK_METRICS_TOKEN = env.str("WEBHOOK_METRICS_TOKEN", default="")
 WEBHOOK_METRICS_ALLOW_CIDRS = conf.read(
     E, "WEBHOOK_METRICS_ALLOW_CIDRS", "", conf.parse_networks
 )
-# How long a web process keeps an API key, event type or tenant it looked up
-# (webhooks_project/lookups.py): a revoked key stops working within this time
-# on every process. 0 turns the caches off.
+# How long a web process keeps an API key, event type or tenant it looked up,
+# and a worker the terminal event types (webhooks_project/lookups.py): a
+# revoked key stops working within this time on every process. 0 turns the
+# caches off.
 WEBHOOK_LOOKUP_CACHE_TTL = conf.read(
     E, "WEBHOOK_LOOKUP_CACHE_TTL", "500ms", conf.parse_duration
 )
