@@ -153,20 +153,38 @@ class TestCoalescer:
         assert 9 < waits[-1] <= 10  # the next send is earned one interval on
 
     @pytest.mark.parametrize(
-        ("carried", "paced_at"),
-        [(wakeups.BUSY_DUE - 1, 10), (wakeups.BUSY_DUE, 10 * wakeups.BUSY_FACTOR)],
+        ("publishes", "due_each", "paced_at"),
+        [
+            (1, 1, 10),
+            (1, 500, 10),  # a batch publish: large already, not held back
+            (wakeups.BUSY_PUBLISHES - 1, 1, 10),
+            (wakeups.BUSY_PUBLISHES, 1, 10 * wakeups.BUSY_FACTOR),
+        ],
     )
     def test_a_busy_process_is_paced_at_a_longer_interval(
-        self, monkeypatch, settings, carried, paced_at
+        self, monkeypatch, settings, publishes, due_each, paced_at
     ):
-        # Busy: its last send carried BUSY_DUE due deliveries or more. Its
-        # wake-ups then claim more each, once the burst budget is spent.
+        # Busy: its last send summed the counts of BUSY_PUBLISHES publishes or
+        # more. Its wake-ups then claim more each, once the burst budget is
+        # spent.
         settings.WEBHOOK_WAKEUP_INTERVAL = timedelta(seconds=10)
-        monkeypatch.setattr(wakeups, "send_wakeups", lambda **kwargs: 1)
+        release = threading.Event()
+        started = threading.Event()
+
+        def held_send(**kwargs) -> int:
+            started.set()
+            release.wait(5)  # the publishes below arrive while it is held
+            return 1
+
+        monkeypatch.setattr(wakeups, "send_wakeups", held_send)
         coalescer = wakeups._Coalescer()
-        coalescer.wake(carried)
+        coalescer.wake(1)  # sent at once, held: the rest are summed
+        assert started.wait(5)
+        for _ in range(publishes):
+            coalescer.wake(due_each)
+        release.set()
         assert coalescer.flush(timeout=5)
         with coalescer._ready:
-            waits = [coalescer._spend() for _ in range(wakeups.WAKEUP_BURST)]
-        assert waits[:-1] == [0.0] * (wakeups.WAKEUP_BURST - 1)
+            waits = [coalescer._spend() for _ in range(wakeups.WAKEUP_BURST - 1)]
+        assert waits[:-1] == [0.0] * (wakeups.WAKEUP_BURST - 2)
         assert paced_at - 1 < waits[-1] <= paced_at
