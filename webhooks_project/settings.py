@@ -347,8 +347,8 @@ WEBHOOK_DISPATCH_INTERVAL = conf.read(
 WEBHOOK_CLAIM_LEASE = conf.read(E, "WEBHOOK_CLAIM_LEASE", "1m", conf.parse_duration)
 WEBHOOK_COUNTDOWN_MAX = conf.read(E, "WEBHOOK_COUNTDOWN_MAX", "1m", conf.parse_duration)
 # While publishing is busy a web process sends wake-ups at most this often
-# (summing their counts; twice this while each carries 8 or more due
-# deliveries: delivery/pipeline/wakeups.py); an idle one sends at once.
+# (summing their counts; twice this while each sums 8 publishes or more:
+# delivery/pipeline/wakeups.py); an idle one sends at once.
 WEBHOOK_WAKEUP_INTERVAL = conf.read(
     E, "WEBHOOK_WAKEUP_INTERVAL", "50ms", conf.parse_duration
 )
