@@ -1,6 +1,6 @@
 """In-process caches of the rows every publish reads and that rarely change:
 API keys by hash, event types by name, tenants by name; and of the terminal
-event types, which a worker's flush asks for (delivery/pipeline/engine.py).
+event types, which a worker's flush asks for (delivery/pipeline/recording.py).
 
 Each entry lives at most WEBHOOK_LOOKUP_CACHE_TTL (500ms by default), so a
 change made anywhere (another web process, the admin, a shell) takes effect

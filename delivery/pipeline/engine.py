@@ -29,9 +29,7 @@ from delivery.pipeline.recording import record
 from delivery.policy import breaker, ratelimit
 from delivery.sender import http
 from delivery.sender.types import OutboundRequest, SendResult
-from events.models import EventType
 from subscriptions.models import Subscription
-from webhooks_project.lookups import LookupCache
 
 logger = logging.getLogger("webhooks.delivery")
 
@@ -313,7 +311,7 @@ def _record(
     have the rows; the error is raised and the lease decides, as before."""
     while True:
         try:
-            record(items, breakers=states, terminal_types=terminal_types)
+            record(items, breakers=states)
             return
         except (OperationalError, InterfaceError):
             # Inside a caller's transaction there is nothing to retry alone.
@@ -323,24 +321,3 @@ def _record(
             logger.warning("database unreachable; writing %d results again", len(items))
             connection.close()  # the next try connects afresh
             time.sleep(RECORD_RETRY_PAUSE)
-
-
-# The names of the terminal event types, read at most once per
-# WEBHOOK_LOOKUP_CACHE_TTL by each process (a flush that acknowledges a
-# tracked resource's event asks for them), and at once after this process
-# saves or deletes an event type (DeliveryConfig.ready).
-_terminal_names: LookupCache[frozenset[str]] = LookupCache("terminal event types")
-
-
-def terminal_types() -> frozenset[str]:
-    return _terminal_names.get(
-        "all",
-        lambda: frozenset(
-            EventType.objects.filter(terminal=True).values_list("name", flat=True)
-        ),
-    )
-
-
-def forget_terminal_types(**kwargs: object) -> None:
-    """A receiver of post_save/post_delete of EventType."""
-    _terminal_names.clear()

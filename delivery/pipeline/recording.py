@@ -15,7 +15,7 @@ A flush writes, for a group of claimed deliveries:
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,8 +41,10 @@ from delivery.policy.classification import (
     classify,
     destination_health,
 )
+from events.models import EventType
 from subscriptions import services as subscription_services
 from subscriptions.models import Subscription
+from webhooks_project.lookups import LookupCache
 
 Status = Delivery.Status
 Outcome = Attempt.Outcome
@@ -65,7 +67,6 @@ def record(
     items: Sequence[Item],
     *,
     breakers: dict[str, breaker.BreakerState],
-    terminal_types: Callable[[], Collection[str]],
 ) -> set[uuid.UUID]:
     """Write one flush; returns the ids of deliveries whose state was written."""
     if not items:
@@ -92,7 +93,7 @@ def record(
         counting.count_statuses(row.status for row in rows if row.id in kept)
         _write_attempts(items, verdicts)
         health.count_failures(items, verdicts, kept, now=now)
-        _expire_terminal(items, verdicts, kept, terminal_types, now=now)
+        _expire_terminal(items, verdicts, kept, now=now)
         _write_breakers(items, verdicts, breakers, now=now)
         _write_backpressure(items, now=now)
         countdowns = _countdowns(rows, kept, now=now)
@@ -324,7 +325,6 @@ def _expire_terminal(
     items: Sequence[Item],
     verdicts: dict[uuid.UUID, Verdict],
     kept: set[uuid.UUID],
-    terminal_types: Callable[[], Collection[str]],
     *,
     now: datetime,
 ) -> None:
@@ -418,3 +418,24 @@ def _countdowns(
         else:
             groups.append([delay])
     return [group[-1] for group in groups]
+
+
+# The names of the terminal event types, read at most once per
+# WEBHOOK_LOOKUP_CACHE_TTL by each process (a flush that acknowledges a
+# tracked resource's event asks for them), and at once after this process
+# saves or deletes an event type (DeliveryConfig.ready).
+_terminal_names: LookupCache[frozenset[str]] = LookupCache("terminal event types")
+
+
+def terminal_types() -> frozenset[str]:
+    return _terminal_names.get(
+        "all",
+        lambda: frozenset(
+            EventType.objects.filter(terminal=True).values_list("name", flat=True)
+        ),
+    )
+
+
+def forget_terminal_types(**kwargs: object) -> None:
+    """A receiver of post_save/post_delete of EventType."""
+    _terminal_names.clear()
