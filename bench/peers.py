@@ -125,6 +125,7 @@ def publish_ceiling(ctx: Context, *, count: int, threads: int) -> dict:
         )
     finally:
         stack.stop()
+    database.settle()  # the peer, next, runs alone too
     return {
         "rate": sustained_rate(sorted(item.answered for item in published)),
         "requests": len(published),

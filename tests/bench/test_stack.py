@@ -1,0 +1,72 @@
+import time
+
+import psycopg2
+import pytest
+
+from bench.stack import Database
+
+URL = "postgres://postgres@127.0.0.1:5432/wh_bench_test_settle"
+
+
+@pytest.fixture
+def database():
+    database = Database(URL)
+    database.create_empty()
+    yield database
+    database._admin(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+
+
+def _dead_rows_and_vacuumed(database: Database) -> tuple[int, bool]:
+    connection = database.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_dead_tup, last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relname = 'rows'"
+            )
+            return cursor.fetchone()
+    finally:
+        connection.close()
+
+
+def test_settle_leaves_no_vacuum_work_behind(database):
+    connection = database.connect()
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            # autovacuum off for the table: only settle() may vacuum it.
+            cursor.execute(
+                "CREATE TABLE rows (id int PRIMARY KEY, n int) "
+                "WITH (autovacuum_enabled = false)"
+            )
+            cursor.execute(
+                "INSERT INTO rows SELECT g, 0 FROM generate_series(1, 2000) g"
+            )
+            cursor.execute("UPDATE rows SET n = 1")
+    finally:
+        connection.close()
+    deadline = time.monotonic() + 10
+    while _dead_rows_and_vacuumed(database)[0] < 2000 and time.monotonic() < deadline:
+        time.sleep(0.1)  # statistics reach the view shortly after the write
+    assert _dead_rows_and_vacuumed(database) == (2000, False)
+
+    database.settle()
+
+    assert _dead_rows_and_vacuumed(database) == (0, True)
+
+
+def test_settle_skips_the_checkpoint_for_a_role_that_may_not_run_one(database):
+    connection = psycopg2.connect(URL.replace("wh_bench_test_settle", "postgres"))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("DROP ROLE IF EXISTS wh_bench_plain")
+            cursor.execute("CREATE ROLE wh_bench_plain LOGIN")
+            cursor.execute(f'ALTER DATABASE "{database.name}" OWNER TO wh_bench_plain')
+        plain = Database(URL.replace("postgres@", "wh_bench_plain@"))
+        plain.settle()  # VACUUM as the owner; CHECKPOINT refused and skipped
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{database.name}" OWNER TO postgres')
+            cursor.execute("DROP ROLE IF EXISTS wh_bench_plain")
+        connection.close()
