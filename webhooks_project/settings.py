@@ -84,14 +84,16 @@ INSTALLED_APPS = [
     "portal",
 ]
 
+# Sessions, the signed-in user and messages are Django's own, skipped by API
+# paths (webhooks_project/middleware.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "webhooks_project.middleware.AuthenticationMiddleware",
+    "webhooks_project.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
