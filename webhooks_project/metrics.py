@@ -54,7 +54,21 @@ deliveries_finished = Counter(
     ["status"],
     registry=None,
 )
-INSTRUMENTS = (attempts, attempt_duration, events_published, deliveries_finished)
+deliveries_postponed = Counter(
+    "webhook_deliveries_postponed",
+    "Deliveries put off without a request or an attempt, by reason: the "
+    "webhook's rate limit had no room (rate_limit), or its destination had "
+    "asked everyone to wait (retry_after).",
+    ["reason"],
+    registry=None,
+)
+INSTRUMENTS = (
+    attempts,
+    attempt_duration,
+    events_published,
+    deliveries_finished,
+    deliveries_postponed,
+)
 
 
 def scrape_registry(*collectors: Collector) -> CollectorRegistry:

@@ -9,6 +9,7 @@ from functools import partial
 from django.db import transaction
 
 from delivery.models import Attempt, Delivery
+from delivery.pipeline.items import Postponed
 from webhooks_project import metrics
 
 for _outcome in Attempt.Outcome.values:
@@ -16,6 +17,8 @@ for _outcome in Attempt.Outcome.values:
     metrics.attempts.labels(_outcome)
 for _status in Delivery.FINISHED:
     metrics.deliveries_finished.labels(_status)
+for _cause in Postponed.CAUSES:
+    metrics.deliveries_postponed.labels(_cause)
 
 
 def count_attempts(attempts: Iterable[Attempt]) -> None:
@@ -36,6 +39,13 @@ def count_statuses(statuses: Iterable[str]) -> None:
     count_finished(Counter(statuses))
 
 
+def count_postponed(causes: Iterable[str]) -> None:
+    """On commit: one postponed delivery per cause in `causes`."""
+    counts = Counter(causes)
+    if counts:
+        transaction.on_commit(partial(_count_postponed, counts))
+
+
 def _count_attempts(attempts: list[Attempt]) -> None:
     for attempt in attempts:
         metrics.attempts.labels(attempt.outcome).inc()
@@ -46,3 +56,8 @@ def _count_attempts(attempts: list[Attempt]) -> None:
 def _count_finished(counts: dict[str, int]) -> None:
     for status, count in counts.items():
         metrics.deliveries_finished.labels(status).inc(count)
+
+
+def _count_postponed(counts: Counter[str]) -> None:
+    for cause, count in counts.items():
+        metrics.deliveries_postponed.labels(cause).inc(count)

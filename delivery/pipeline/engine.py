@@ -176,7 +176,7 @@ def _triage(
     if state.waits(now):
         until = state.backpressure_until
         reason = f"{destination} asked to wait (Retry-After) until {until.isoformat()}"
-        return Postponed(delivery, until, reason)
+        return Postponed(delivery, until, reason, Postponed.RETRY_AFTER)
     if state.is_open(now):
         return Skipped(delivery, now, state.open_until, destination)
     if state.wants_probe(now):
@@ -283,7 +283,11 @@ def _drain(
             elif result is EXPIRED_WHILE_QUEUED:
                 buffer.append(Settled(delivery, Delivery.Status.EXPIRED))
             elif isinstance(result, RateLimited):
-                buffer.append(Postponed(delivery, result.until, result.reason))
+                buffer.append(
+                    Postponed(
+                        delivery, result.until, result.reason, Postponed.RATE_LIMIT
+                    )
+                )
             else:
                 buffer.append(Sent(delivery, started, result, destination))
         if buffer and (

@@ -32,11 +32,17 @@ class Skipped:
 @dataclass(frozen=True)
 class Postponed:
     """Not sent now and no attempt recorded: the destination asked everyone to
-    wait (Retry-After), or a rate limit has no room yet. Due again at `until`."""
+    wait (Retry-After), or a rate limit has no room yet. Due again at `until`.
+    `cause` is one of CAUSES (the metric's label), `reason` the log's text."""
+
+    RETRY_AFTER = "retry_after"
+    RATE_LIMIT = "rate_limit"
+    CAUSES = (RETRY_AFTER, RATE_LIMIT)
 
     delivery: Delivery
     until: datetime
     reason: str
+    cause: str
 
 
 @dataclass(frozen=True)

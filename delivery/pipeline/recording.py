@@ -91,6 +91,11 @@ def record(
         kept = _write_rows(rows, now=now)
         _notify_exhausted(items, rows, kept, now=now)
         counting.count_statuses(row.status for row in rows if row.id in kept)
+        counting.count_postponed(
+            item.cause
+            for item in items
+            if isinstance(item, Postponed) and item.delivery.id in kept
+        )
         _write_attempts(items, verdicts)
         health.count_failures(items, verdicts, kept, now=now)
         _expire_terminal(items, verdicts, kept, now=now)

@@ -85,6 +85,7 @@ def test_the_counters_are_served_with_every_series_from_zero(db, settings):
         "webhook_attempt_duration_seconds_sum",
         "webhook_events_published_total",
         "webhook_deliveries_finished_total",
+        "webhook_deliveries_postponed_total",
     } <= names
     outcomes = {
         dict(labels)["outcome"]
@@ -98,6 +99,12 @@ def test_the_counters_are_served_with_every_series_from_zero(db, settings):
         if name == "webhook_deliveries_finished_total"
     }
     assert statuses == set(Delivery.FINISHED)
+    reasons = {
+        dict(labels)["reason"]
+        for name, labels in samples
+        if name == "webhook_deliveries_postponed_total"
+    }
+    assert reasons == {"rate_limit", "retry_after"}
 
 
 def test_with_a_token_set_a_scrape_needs_it(db, settings):

@@ -39,6 +39,10 @@ def snapshot() -> dict[str, float]:
         "failed": value("webhook_deliveries_finished_total", status="failed"),
         "expired": value("webhook_deliveries_finished_total", status="expired"),
         "cancelled": value("webhook_deliveries_finished_total", status="cancelled"),
+        "rate_limit": value("webhook_deliveries_postponed_total", reason="rate_limit"),
+        "retry_after": value(
+            "webhook_deliveries_postponed_total", reason="retry_after"
+        ),
     }
 
 
@@ -102,6 +106,39 @@ def test_a_skipped_attempt_counts_without_a_duration(
         deliver_due_batch(limit=10)
 
     assert grown(before) == {"skipped": 1}
+    assert receiver.requests() == []
+
+
+def test_a_delivery_put_off_by_its_rate_limit_counts_as_postponed_not_attempted(
+    subscribe, receiver, kicked, django_capture_on_commit_callbacks
+):
+    hook = subscribe(receiver.url(), rate_limit="30/m")
+    make_delivery(hook)
+    make_delivery(hook)
+    before = snapshot()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_due_batch(limit=10)
+
+    assert grown(before) == {"ack": 1, "timed": 1, "succeeded": 1, "rate_limit": 1}
+    assert len(receiver.requests()) == 1
+
+
+def test_a_delivery_held_back_by_retry_after_counts_as_postponed(
+    subscribe, receiver, kicked, django_capture_on_commit_callbacks
+):
+    hook = subscribe(receiver.url())
+    Breaker.objects.create(
+        destination=breaker.destination_of(receiver.url()),
+        backpressure_until=timezone.now() + timedelta(minutes=5),
+    )
+    make_delivery(hook)
+    before = snapshot()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_due_batch(limit=10)
+
+    assert grown(before) == {"retry_after": 1}
     assert receiver.requests() == []
 
 
