@@ -91,13 +91,27 @@ def test_nothing_is_counted_before_the_flush_commits(
     assert grown(before) == {"ack": 1, "timed": 1, "succeeded": 1}
 
 
-def test_a_skipped_attempt_counts_without_a_duration(
-    subscribe, receiver, kicked, django_capture_on_commit_callbacks
+@pytest.mark.parametrize(
+    ("breaker_row", "counted"),
+    [
+        # An open breaker: an attempt recorded as skipped, no request.
+        ("open_until", {"skipped": 1}),
+        # Retry-After: postponed, neither a request nor an attempt.
+        ("backpressure_until", {"retry_after": 1}),
+    ],
+)
+def test_a_delivery_its_destination_holds_back_counts_without_a_duration(
+    subscribe,
+    receiver,
+    kicked,
+    django_capture_on_commit_callbacks,
+    breaker_row,
+    counted,
 ):
     hook = subscribe(receiver.url())
     Breaker.objects.create(
         destination=breaker.destination_of(receiver.url()),
-        open_until=timezone.now() + timedelta(minutes=5),
+        **{breaker_row: timezone.now() + timedelta(minutes=5)},
     )
     make_delivery(hook)
     before = snapshot()
@@ -105,7 +119,7 @@ def test_a_skipped_attempt_counts_without_a_duration(
     with django_capture_on_commit_callbacks(execute=True):
         deliver_due_batch(limit=10)
 
-    assert grown(before) == {"skipped": 1}
+    assert grown(before) == counted
     assert receiver.requests() == []
 
 
@@ -122,24 +136,6 @@ def test_a_delivery_put_off_by_its_rate_limit_counts_as_postponed_not_attempted(
 
     assert grown(before) == {"ack": 1, "timed": 1, "succeeded": 1, "rate_limit": 1}
     assert len(receiver.requests()) == 1
-
-
-def test_a_delivery_held_back_by_retry_after_counts_as_postponed(
-    subscribe, receiver, kicked, django_capture_on_commit_callbacks
-):
-    hook = subscribe(receiver.url())
-    Breaker.objects.create(
-        destination=breaker.destination_of(receiver.url()),
-        backpressure_until=timezone.now() + timedelta(minutes=5),
-    )
-    make_delivery(hook)
-    before = snapshot()
-
-    with django_capture_on_commit_callbacks(execute=True):
-        deliver_due_batch(limit=10)
-
-    assert grown(before) == {"retry_after": 1}
-    assert receiver.requests() == []
 
 
 def test_the_sweeps_count_what_they_finish(
