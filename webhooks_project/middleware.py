@@ -1,22 +1,22 @@
-"""Django's browser middleware (sessions, the signed-in user, messages),
-skipped by requests to the HTTP API.
+"""Django's signed-in user and messages middleware, skipped by requests to
+the HTTP API.
 
 API clients authenticate with a key (subscriptions/auth.py), never with a
-session cookie, and no API view reads a session, the session's user or
-messages: for them these three only cost (bench/RESULTS.md, "Browser
-middleware off the API path"). The admin and the customer portal, which use
-them, get them as before.
+session, and no API view reads the session's user or messages: for them
+these two only cost (bench/RESULTS.md, "Browser middleware off the API
+path"). The admin and the customer portal, which use them, get them as
+before.
 
 Each class subclasses Django's own, so the admin's system checks (admin.E408
-to E410) still find them. CSRF stays Django's own middleware everywhere:
-`check --deploy` asks for it by name, and API views are exempt from it.
+and E409) still find them. Sessions and CSRF stay Django's own classes:
+`check --deploy` looks for them by name (security.W003, W010 to W012), and
+for a request that reads no session and is CSRF-exempt they do little.
 """
 
 from collections.abc import Callable
 
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
-from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponse
 
 # The HTTP API's paths (API.md): /api/v1/…, /batch/api/v1/…, and the schema
@@ -31,10 +31,6 @@ class _BrowserOnly:
         if request.path_info.startswith(API_PREFIXES):
             return self.get_response(request)
         return super().__call__(request)  # type: ignore[misc]
-
-
-class SessionMiddleware(_BrowserOnly, sessions.SessionMiddleware):
-    pass
 
 
 class AuthenticationMiddleware(_BrowserOnly, auth.AuthenticationMiddleware):

@@ -84,7 +84,7 @@ INSTALLED_APPS = [
     "portal",
 ]
 
-# Sessions, the signed-in user and messages are Django's own, skipped by API
+# The signed-in user and messages: Django's own middleware, skipped by API
 # paths (webhooks_project/middleware.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
