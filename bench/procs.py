@@ -172,12 +172,14 @@ def pids_named(name: str) -> list[int]:
 
 
 def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of the processes (utime + stime)."""
+    """User + system CPU time of the processes and of their children that
+    have ended (utime + stime + cutime + cstime): a PostgreSQL backend that
+    exits between two readings is still counted, in the postmaster's."""
     ticks = 0
     for pid in pids:
         fields = _stat_fields(pid)
         if fields:
-            ticks += int(fields[11]) + int(fields[12])
+            ticks += sum(int(field) for field in fields[11:15])
     return ticks / CLOCK_TICKS
 
 
