@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import partial
 
+import prometheus_client
 from django.db import transaction
 
 from delivery.models import Attempt, Delivery
@@ -31,7 +32,9 @@ def count_finished(counts: Mapping[str, int]) -> None:
     (other statuses are ignored)."""
     finished = {s: n for s, n in counts.items() if s in Delivery.FINISHED and n}
     if finished:
-        transaction.on_commit(partial(_count_finished, finished))
+        transaction.on_commit(
+            partial(_increment, metrics.deliveries_finished, finished)
+        )
 
 
 def count_statuses(statuses: Iterable[str]) -> None:
@@ -43,7 +46,7 @@ def count_postponed(causes: Iterable[str]) -> None:
     """On commit: one postponed delivery per cause in `causes`."""
     counts = Counter(causes)
     if counts:
-        transaction.on_commit(partial(_count_postponed, counts))
+        transaction.on_commit(partial(_increment, metrics.deliveries_postponed, counts))
 
 
 def _count_attempts(attempts: list[Attempt]) -> None:
@@ -53,11 +56,7 @@ def _count_attempts(attempts: list[Attempt]) -> None:
             metrics.attempt_duration.observe(attempt.duration_ms / 1000)
 
 
-def _count_finished(counts: dict[str, int]) -> None:
-    for status, count in counts.items():
-        metrics.deliveries_finished.labels(status).inc(count)
-
-
-def _count_postponed(counts: Counter[str]) -> None:
-    for cause, count in counts.items():
-        metrics.deliveries_postponed.labels(cause).inc(count)
+def _increment(counter: prometheus_client.Counter, counts: Mapping[str, int]) -> None:
+    """counter's series of each label grows by its count."""
+    for label, count in counts.items():
+        counter.labels(label).inc(count)
