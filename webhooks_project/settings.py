@@ -129,6 +129,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # instead of failing, and take the write lock up front.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 else:
+    # Django's backend with a cheaper per-request health check.
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "webhooks_project.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = conf.read(E, "DB_CONN_MAX_AGE", "60", int)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = conf.read(
         E, "DB_CONN_HEALTH_CHECKS", "true", conf.parse_bool
