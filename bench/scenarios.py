@@ -137,22 +137,30 @@ def single(ctx: Context) -> Outcome:
         events = _spread_events(count, prefix="N", paths=paths)
         publisher = Api(run.stack.base_url, ctx.publisher_key, batch=1)
         cpu = _CpuShares(run)
+        transactions = ctx.database.transactions()
         published = publisher.publish_many(
             events, threads=SINGLE_PUBLISHERS, deadline=deadline
         )
         run.wait_received(count, deadline=deadline)
         shares = cpu.per_event(count)
+        # Every process's statements (publishes, claims, records, beat).
+        time.sleep(1)  # each backend reports its counts within a second
+        per_event = (ctx.database.transactions() - transactions) / count
         print(
             " (CPU ms per event: "
             + ", ".join(f"{name} {ms:.2f}" for name, ms in shares.items())
-            + ")",
+            + f"; PostgreSQL transactions per event {per_event:.2f})",
             end="",
             flush=True,
         )
         receipts = run.sink.receipts()
     delivered = analyse(published, receipts)
     figures = {f"single.{k}": v for k, v in _throughput(delivered, published).items()}
-    details: dict = {"publishers": SINGLE_PUBLISHERS, "cpu_ms_per_event": shares}
+    details: dict = {
+        "publishers": SINGLE_PUBLISHERS,
+        "cpu_ms_per_event": shares,
+        "postgres_transactions_per_event": per_event,
+    }
     # The ceiling and the peer run alone on the machine: not beside the
     # autovacuum and checkpoint that 1c's writes would start.
     ctx.database.settle()

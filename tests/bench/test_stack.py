@@ -70,3 +70,25 @@ def test_settle_skips_the_checkpoint_for_a_role_that_may_not_run_one(database):
             cursor.execute(f'ALTER DATABASE "{database.name}" OWNER TO postgres')
             cursor.execute("DROP ROLE IF EXISTS wh_bench_plain")
         connection.close()
+
+
+def test_transactions_counts_each_autocommit_statement(database):
+    before = database.transactions()
+    connection = database.connect()
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            for _ in range(25):
+                cursor.execute("SELECT 1")
+    finally:
+        connection.close()  # a backend reports its counts when it exits
+    readings = 1  # each reading is a transaction of its own, counted too
+    for _ in range(50):  # the exit's report, within 5 s
+        counted = database.transactions() - before
+        readings += 1
+        if counted >= 25:
+            break
+        time.sleep(0.1)
+    # Beside the 25: the readings' own transactions and a few of their
+    # connections' set-up; the bench divides by 16,000 events.
+    assert 25 <= counted <= 25 + 2 * readings + 5
