@@ -2,9 +2,10 @@
 on a connection in steady use (ENGINE "webhooks_project.postgresql";
 DB_CONN_HEALTH_CHECKS, docs/operations.md).
 
-Django's check sends `SELECT 1` before the first query of every request and
-every Celery task. On a publish that is one of two round trips to
-PostgreSQL, and one of two statements it runs. Like pgxpool, which pings a
+Django's check sends `SELECT 1` before the first query of every request
+(Celery's fixup, every CELERY_DB_REUSE_MAX * 2 tasks).
+On a publish that is one of two round trips to PostgreSQL, and one of the
+two statements it runs. Like pgxpool, which pings a
 connection only when it has been idle for more than a second, this backend
 pings only a connection whose last check is older than PING_AFTER. A
 connection checked more recently is judged by its socket: a server that
