@@ -3,16 +3,16 @@ on a connection in steady use (ENGINE "webhooks_project.postgresql";
 DB_CONN_HEALTH_CHECKS, docs/operations.md).
 
 Django's check sends `SELECT 1` before the first query of every request
-(Celery's fixup, every CELERY_DB_REUSE_MAX * 2 tasks).
-On a publish that is one of two round trips to PostgreSQL, and one of the
-two statements it runs. Like pgxpool, which pings a
-connection only when it has been idle for more than a second, this backend
-pings only a connection whose last check is older than PING_AFTER. A
-connection checked more recently is judged by its socket: a server that
-ended the session (a restart, pg_terminate_backend, PgBouncer going away)
-has sent its error and closed the socket, which then polls readable, while
-a healthy session with no query running has nothing to say. Anything else
-(a transaction left open, a closed connection) gets Django's `SELECT 1`.
+(Celery's fixup, every CELERY_DB_REUSE_MAX * 2 tasks). On a publish that is
+one of two round trips to PostgreSQL, and one of the two statements it runs.
+Like pgxpool, which pings a connection only when it has been idle for more
+than a second, this backend pings only a connection whose last check is
+older than PING_AFTER. A connection checked more recently is judged by its
+socket: a server that ended the session (a restart, pg_terminate_backend,
+PgBouncer going away) has sent its error and closed the socket, which then
+polls readable, while a healthy session with no query running has nothing to
+say. Anything else (a transaction left open, a closed connection) gets
+Django's `SELECT 1`.
 """
 
 import select
