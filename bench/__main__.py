@@ -172,10 +172,11 @@ def _notes(args: argparse.Namespace, sizes) -> list[str]:
         "webhooks; fan-out and idle: one event per POST /api/v1/events). Latency "
         "runs from just before the POST to the sink's receipt.",
         "1c single: one event per POST /api/v1/events from 16 threads whatever "
-        "--publishers and --batch say; then, alone, the publish ceiling (bench/"
-        "ceiling: a Django view that parses the body and INSERTs it in one "
-        "transaction, on the Procfile's web line, the same 16 publishers; its "
-        "sustained 202 rate) and django-webhook 0.0.15 from PyPI in the bench's "
+        "--publishers and --batch say; alone before it and after it, the "
+        "publish ceiling (bench/ceiling: a Django view that parses the body and "
+        "INSERTs it in one transaction, on the Procfile's web line, the same 16 "
+        "publishers; the mean of its two sustained 202 rates); then "
+        "django-webhook 0.0.15 from PyPI in the bench's "
         "own virtualenv (bench/peers.py, bench/peer: a model saved per POST, "
         "its Celery worker on the Procfile's worker line, the same sink).",
         "1d in-process: python -m bench.inprocess with the stack's environment "

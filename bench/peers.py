@@ -90,8 +90,11 @@ def _events(count: int) -> list:
     return [(payloads.event(seq=n, resource_id=f"C{n % 20}"), ()) for n in range(count)]
 
 
-def publish_ceiling(ctx: Context, *, count: int, threads: int) -> dict:
-    """Publishes/s of the minimal view, sustained (10th-90th percentile 202)."""
+def publish_ceiling(
+    ctx: Context, *, count: int, threads: int, name: str = "ceiling"
+) -> dict:
+    """Publishes/s of the minimal view, sustained (10th-90th percentile 202);
+    its logs under single/<name>."""
     database = _database(ctx, "_ceiling")
     database.create_empty()
     connection = database.connect()
@@ -100,7 +103,7 @@ def publish_ceiling(ctx: Context, *, count: int, threads: int) -> dict:
             cursor.execute(TABLE_SQL)
     finally:
         connection.close()
-    log_dir = ctx.log_dir / "single" / "ceiling"
+    log_dir = ctx.log_dir / "single" / name
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(
         env=_env(

@@ -127,11 +127,17 @@ INPROCESS_THREADS = 4
 
 def single(ctx: Context) -> Outcome:
     """1c: one event per POST /api/v1/events from 16 publishers, one webhook
-    each; then, alone on the machine, the publish ceiling (a minimal Django
-    view on the same gunicorn settings, the same publishers) and django-webhook
-    (bench/peers.py)."""
+    each; alone on the machine before and after it, the publish ceiling (a
+    minimal Django view on the same gunicorn settings, the same publishers);
+    then django-webhook (bench/peers.py)."""
     deadline = ctx.deadline()
     count = ctx.sizes.single_events
+    # The ceiling brackets 1c: taken alone before it and after it, their mean
+    # the denominator, so a machine whose speed drifts during the run (by a
+    # third within minutes on a shared host) weighs on both sides alike.
+    before = peers.publish_ceiling(
+        ctx, count=count, threads=SINGLE_PUBLISHERS, name="ceiling-before"
+    )
     with ctx.stack("single") as run:
         paths = _spread_webhooks(run, ctx, prefix="N", mode="fast")
         events = _spread_events(count, prefix="N", paths=paths)
@@ -164,9 +170,11 @@ def single(ctx: Context) -> Outcome:
     # The ceiling and the peer run alone on the machine: not beside the
     # autovacuum and checkpoint that 1c's writes would start.
     ctx.database.settle()
-    ceiling = peers.publish_ceiling(ctx, count=count, threads=SINGLE_PUBLISHERS)
-    details["ceiling"] = ceiling
-    figures["single.ceiling"] = ceiling["rate"]
+    after = peers.publish_ceiling(
+        ctx, count=count, threads=SINGLE_PUBLISHERS, name="ceiling-after"
+    )
+    details["ceiling"] = {"before": before, "after": after}
+    figures["single.ceiling"] = (before["rate"] + after["rate"]) / 2
     try:
         peer = peers.django_webhook(
             ctx, count=ctx.sizes.peer_events, threads=SINGLE_PUBLISHERS
