@@ -130,7 +130,6 @@ def single(ctx: Context) -> Outcome:
     each; alone on the machine before and after it, the publish ceiling (a
     minimal Django view on the same gunicorn settings, the same publishers);
     then django-webhook (bench/peers.py)."""
-    deadline = ctx.deadline()
     count = ctx.sizes.single_events
     # The ceiling brackets 1c: taken alone before it and after it, their mean
     # the denominator, so a machine whose speed drifts during the run (by a
@@ -138,6 +137,7 @@ def single(ctx: Context) -> Outcome:
     before = peers.publish_ceiling(
         ctx, count=count, threads=SINGLE_PUBLISHERS, name="ceiling-before"
     )
+    deadline = ctx.deadline()
     with ctx.stack("single") as run:
         paths = _spread_webhooks(run, ctx, prefix="N", mode="fast")
         events = _spread_events(count, prefix="N", paths=paths)

@@ -93,21 +93,25 @@ class Database:
     def connect(self) -> "psycopg2.extensions.connection":
         return psycopg2.connect(self.url, connect_timeout=5)
 
+    def fetch_one(self, sql: str) -> tuple:
+        """The first row of a query, on a connection of its own."""
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchone()
+        finally:
+            connection.close()
+
     def transactions(self) -> int:
         """Transactions committed or rolled back in the database so far
         (pg_stat_database; each process reports its own within a second):
         a statement in autocommit, a health check's SELECT 1 included, is
         one, and costs PostgreSQL a round trip."""
-        connection = self.connect()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT xact_commit + xact_rollback FROM pg_stat_database "
-                    "WHERE datname = current_database()"
-                )
-                return cursor.fetchone()[0]
-        finally:
-            connection.close()
+        return self.fetch_one(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )[0]
 
     def settle(self) -> None:
         """VACUUM (ANALYZE) the database, then CHECKPOINT: what a scenario

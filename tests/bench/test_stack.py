@@ -17,16 +17,10 @@ def database():
 
 
 def _dead_rows_and_vacuumed(database: Database) -> tuple[int, bool]:
-    connection = database.connect()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT n_dead_tup, last_vacuum IS NOT NULL FROM pg_stat_user_tables "
-                "WHERE relname = 'rows'"
-            )
-            return cursor.fetchone()
-    finally:
-        connection.close()
+    return database.fetch_one(
+        "SELECT n_dead_tup, last_vacuum IS NOT NULL FROM pg_stat_user_tables "
+        "WHERE relname = 'rows'"
+    )
 
 
 def test_settle_leaves_no_vacuum_work_behind(database):
