@@ -19,6 +19,7 @@ import select
 import time
 
 from django.db.backends.postgresql import base
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 # Seconds since a connection's last check (or its opening) after which the
 # socket alone is not trusted and Django's SELECT 1 runs.
@@ -49,7 +50,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _session_is_quiet(self) -> bool:
         """Idle between transactions, with nothing from the server unread."""
         connection = self.connection
-        if connection.closed or connection.info.transaction_status != 0:  # IDLE
+        if (
+            connection.closed
+            or connection.info.transaction_status != TRANSACTION_STATUS_IDLE
+        ):
             return False
         poller = select.poll()
         poller.register(connection.fileno(), select.POLLIN)
