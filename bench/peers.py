@@ -123,16 +123,33 @@ def publish_ceiling(
         api.publish_many(
             _events(min(200, count)), threads=threads, deadline=ctx.deadline()
         )
+        # The same parts as 1c's shares, to set its cost per event beside
+        # the least a publish can cost.
+        cpu = procs.CpuShares(
+            {
+                "web": lambda: stack.pids("web"),
+                "postgres": lambda: procs.pids_named("postgres"),
+            }
+        )
         published = api.publish_many(
             _events(count), threads=threads, deadline=ctx.deadline()
         )
+        shares = cpu.per_event(len(published))
     finally:
         stack.stop()
     database.settle()  # the peer, next, runs alone too
+    print(
+        f" ({name}: CPU ms per publish "
+        + ", ".join(f"{part} {ms:.2f}" for part, ms in shares.items())
+        + ")",
+        end="",
+        flush=True,
+    )
     return {
         "rate": sustained_rate(sorted(item.answered for item in published)),
         "requests": len(published),
         "threads": threads,
+        "cpu_ms_per_request": shares,
     }
 
 

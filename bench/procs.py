@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -181,6 +181,33 @@ def cpu_seconds(pids: Sequence[int]) -> float:
         if fields:
             ticks += sum(int(field) for field in fields[11:15])
     return ticks / CLOCK_TICKS
+
+
+class CpuShares:
+    """CPU time of each group of processes (name -> a function giving its
+    pids), and of this process (the bench's publishers), from now until
+    per_event()."""
+
+    def __init__(self, groups: dict[str, Callable[[], Sequence[int]]]) -> None:
+        self._groups = groups
+        self._before = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        sample = {name: cpu_seconds(pids()) for name, pids in self._groups.items()}
+        times = os.times()
+        sample["bench (publishers)"] = times.user + times.system
+        sample["wall"] = time.monotonic()
+        return sample
+
+    def per_event(self, count: int) -> dict[str, float]:
+        """ms of CPU per event of each part, and `cores`: their sum over the
+        wall time (how much of the machine the whole run used)."""
+        after = self._sample()
+        wall = after.pop("wall") - self._before["wall"]
+        used = {name: after[name] - self._before[name] for name in after}
+        shares = {name: seconds / count * 1000 for name, seconds in used.items()}
+        shares["cores"] = sum(used.values()) / wall if wall > 0 else 0.0
+        return shares
 
 
 def rss_bytes(pids: Sequence[int]) -> int:

@@ -2,7 +2,6 @@
 stack on a fresh database and returns an Outcome: figures (key -> number),
 delivery checks, details."""
 
-import os
 import random
 import sys
 import time
@@ -85,38 +84,16 @@ def burst(ctx: Context) -> Outcome:
     return Outcome(figures=figures, checks=delivered.checks())
 
 
-class _CpuShares:
-    """CPU time of each part of the stack from now until per_event()."""
-
-    def __init__(self, run: Running) -> None:
-        self._groups = {
-            "web": lambda: run.stack.pids("web"),
-            "worker": lambda: run.stack.pids("worker"),
-            "beat": lambda: run.stack.pids("beat"),
-            "postgres": lambda: procs.pids_named("postgres"),
-            "redis": lambda: procs.pids_named("redis-server"),
-            "sink": lambda: procs.group_pids(run.sink.process.pid),
-        }
-        self._before = self._sample()
-
-    def _sample(self) -> dict[str, float]:
-        sample = {
-            name: procs.cpu_seconds(pids()) for name, pids in self._groups.items()
-        }
-        times = os.times()
-        sample["bench (publishers)"] = times.user + times.system
-        sample["wall"] = time.monotonic()
-        return sample
-
-    def per_event(self, count: int) -> dict[str, float]:
-        """ms of CPU per event of each part, and `cores`: their sum over the
-        wall time (how much of the machine the whole run used)."""
-        after = self._sample()
-        wall = after.pop("wall") - self._before["wall"]
-        used = {name: after[name] - self._before[name] for name in after}
-        shares = {name: seconds / count * 1000 for name, seconds in used.items()}
-        shares["cores"] = sum(used.values()) / wall if wall > 0 else 0.0
-        return shares
+def _cpu_groups(run: Running) -> dict:
+    """The stack's parts whose CPU 1c reports per event."""
+    return {
+        "web": lambda: run.stack.pids("web"),
+        "worker": lambda: run.stack.pids("worker"),
+        "beat": lambda: run.stack.pids("beat"),
+        "postgres": lambda: procs.pids_named("postgres"),
+        "redis": lambda: procs.pids_named("redis-server"),
+        "sink": lambda: procs.group_pids(run.sink.process.pid),
+    }
 
 
 # Issue 13: a platform publishes each event as it happens, from 16 threads.
@@ -142,7 +119,7 @@ def single(ctx: Context) -> Outcome:
         paths = _spread_webhooks(run, ctx, prefix="N", mode="fast")
         events = _spread_events(count, prefix="N", paths=paths)
         publisher = Api(run.stack.base_url, ctx.publisher_key, batch=1)
-        cpu = _CpuShares(run)
+        cpu = procs.CpuShares(_cpu_groups(run))
         transactions = ctx.database.transactions()
         published = publisher.publish_many(
             events, threads=SINGLE_PUBLISHERS, deadline=deadline
