@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "scenarios": names,
         "cores": os.cpu_count(),
+        "commit": procs.commit(),
         "python": platform.python_version(),
         "load_average_start": procs.load_average(),
         "logs": str(log_dir),

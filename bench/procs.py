@@ -222,6 +222,32 @@ def rss_bytes(pids: Sequence[int]) -> int:
     return total
 
 
+def commit() -> str:
+    """The checkout's commit (abbreviated), with "+" if it has uncommitted
+    changes; "" outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+" if dirty else "")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (connecting is refused)."""
     with socket.socket() as sock:

@@ -314,8 +314,9 @@ def write_markdown(path: Path, report: dict) -> None:
     lines = [
         "# Benchmark results",
         "",
-        f"Latest full run: `{meta['command']}` on {meta['date']} "
-        f"({meta['cores']} cores; load average {meta['load_average_start']:.2f} "
+        f"Latest full run: `{meta['command']}` on {meta['date']}"
+        + (f" at commit {meta['commit']}" if meta.get("commit") else "")
+        + f" ({meta['cores']} cores; load average {meta['load_average_start']:.2f} "
         f"at the start, {meta.get('load_average_end', 0):.2f} at the end; "
         f"{meta['runs']} run(s), medians). Raw figures: "
         "`bench/results/latest.json` (not committed). Regenerate with `make bench`.",
@@ -354,7 +355,8 @@ def _hand_written(path: Path) -> list[str]:
     if not path.exists():
         return [""]
     _, marker, kept = path.read_text().partition(HAND_WRITTEN)
-    return kept.split("\n") if marker else [""]
+    # The marker's own line end is written again by the join: not kept twice.
+    return kept.removeprefix("\n").split("\n") if marker else [""]
 
 
 def _dispatch_plan(runs: list[dict]) -> str:
