@@ -139,9 +139,7 @@ def publish_ceiling(
         stack.stop()
     database.settle()  # the peer, next, runs alone too
     print(
-        f" ({name}: CPU ms per publish "
-        + ", ".join(f"{part} {ms:.2f}" for part, ms in shares.items())
-        + ")",
+        f" ({name}: CPU ms per publish {procs.CpuShares.describe(shares)})",
         end="",
         flush=True,
     )

@@ -209,6 +209,11 @@ class CpuShares:
         shares["cores"] = sum(used.values()) / wall if wall > 0 else 0.0
         return shares
 
+    @staticmethod
+    def describe(shares: dict[str, float]) -> str:
+        """per_event()'s figures as one line: "web 1.09, postgres 0.31, …"."""
+        return ", ".join(f"{name} {ms:.2f}" for name, ms in shares.items())
+
 
 def rss_bytes(pids: Sequence[int]) -> int:
     """Sum of the processes' resident set sizes."""

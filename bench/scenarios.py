@@ -130,9 +130,8 @@ def single(ctx: Context) -> Outcome:
         time.sleep(1)  # each backend reports its counts within a second
         per_event = (ctx.database.transactions() - transactions) / count
         print(
-            " (CPU ms per event: "
-            + ", ".join(f"{name} {ms:.2f}" for name, ms in shares.items())
-            + f"; PostgreSQL transactions per event {per_event:.2f})",
+            f" (CPU ms per event: {procs.CpuShares.describe(shares)}; "
+            f"PostgreSQL transactions per event {per_event:.2f})",
             end="",
             flush=True,
         )

@@ -59,3 +59,6 @@ def test_cpu_shares_divide_each_groups_cpu_by_the_events():
     assert 3 <= per_event["busy"] <= 7, per_event
     assert per_event["none"] == 0
     assert per_event["cores"] > 0
+    assert procs.CpuShares.describe({"web": 1.094, "cores": 1.5}) == (
+        "web 1.09, cores 1.50"
+    )
