@@ -32,6 +32,7 @@ from bench.stack import (
     Stack,
     StackError,
     flush_redis,
+    postgres_groups,
     procfile_commands,
 )
 
@@ -128,7 +129,7 @@ def publish_ceiling(
         cpu = procs.CpuShares(
             {
                 "web": lambda: stack.pids("web"),
-                "postgres": lambda: procs.pids_named("postgres"),
+                **postgres_groups(database, parts=("web",)),
             }
         )
         published = api.publish_many(

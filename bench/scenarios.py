@@ -17,7 +17,7 @@ from bench.analysis import (
 )
 from bench.api import Api, Published
 from bench.context import SUBSCRIBER, Context, Running
-from bench.stack import ROOT, manage
+from bench.stack import ROOT, Database, manage, postgres_groups
 
 
 @dataclass
@@ -84,13 +84,13 @@ def burst(ctx: Context) -> Outcome:
     return Outcome(figures=figures, checks=delivered.checks())
 
 
-def _cpu_groups(run: Running) -> dict:
+def _cpu_groups(run: Running, database: Database) -> dict:
     """The stack's parts whose CPU 1c reports per event."""
     return {
         "web": lambda: run.stack.pids("web"),
         "worker": lambda: run.stack.pids("worker"),
         "beat": lambda: run.stack.pids("beat"),
-        "postgres": lambda: procs.pids_named("postgres"),
+        **postgres_groups(database),
         "redis": lambda: procs.pids_named("redis-server"),
         "sink": lambda: procs.group_pids(run.sink.process.pid),
     }
@@ -119,7 +119,7 @@ def single(ctx: Context) -> Outcome:
         paths = _spread_webhooks(run, ctx, prefix="N", mode="fast")
         events = _spread_events(count, prefix="N", paths=paths)
         publisher = Api(run.stack.base_url, ctx.publisher_key, batch=1)
-        cpu = procs.CpuShares(_cpu_groups(run))
+        cpu = procs.CpuShares(_cpu_groups(run, ctx.database))
         transactions = ctx.database.transactions()
         published = publisher.publish_many(
             events, threads=SINGLE_PUBLISHERS, deadline=deadline

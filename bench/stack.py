@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wh_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
 DATABASE_PREFIX = "wh_bench"
+# What each Procfile line names its PostgreSQL connections (PGAPPNAME).
+APPLICATION_NAMES = {"web": "webhooks-web", "worker": "webhooks-worker"}
 
 
 class StackError(RuntimeError):
@@ -103,6 +105,21 @@ class Database:
         finally:
             connection.close()
 
+    def backend_pids(self, *application_names: str) -> list[int]:
+        """The backends now serving this database's connections of these
+        application names (pg_stat_activity)."""
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND application_name = ANY(%s)",
+                    [list(application_names)],
+                )
+                return [row[0] for row in cursor.fetchall()]
+        finally:
+            connection.close()
+
     def transactions(self) -> int:
         """Transactions committed or rolled back in the database so far
         (pg_stat_database; each process reports its own within a second):
@@ -128,6 +145,28 @@ class Database:
                     pass  # a role without pg_checkpoint: the checkpointer's turn
         finally:
             connection.close()
+
+
+def postgres_groups(
+    database: Database, parts: Iterable[str] = ("web", "worker")
+) -> dict[str, Callable[[], list[int]]]:
+    """PostgreSQL's processes as procs.CpuShares groups: the backends serving
+    each process type in `parts` (by the application name its Procfile line
+    gives its connections), and the rest (other backends, the background
+    processes, and backends that ended meanwhile, counted in the
+    postmaster's children's time)."""
+    names = {part: APPLICATION_NAMES[part] for part in parts}
+
+    def serving(name: str) -> Callable[[], list[int]]:
+        return lambda: database.backend_pids(name)
+
+    def rest() -> list[int]:
+        named = set(database.backend_pids(*names.values()))
+        return [pid for pid in procs.pids_named("postgres") if pid not in named]
+
+    groups = {f"postgres ({part})": serving(name) for part, name in names.items()}
+    groups["postgres (rest)"] = rest
+    return groups
 
 
 def flush_redis(url: str) -> None:

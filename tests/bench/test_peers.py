@@ -13,5 +13,7 @@ def test_the_peer_web_line_is_the_procfiles_without_the_services_gunicorn_hooks(
 
     # The hooks import prometheus_client, which the peer's venv has not.
     assert "webhooks_project" not in web
-    assert web.startswith("gunicorn peerapp.wsgi ")
+    # (Its connections keep the Procfile's name, PGAPPNAME=webhooks-web: the
+    # ceiling, on the same line, is parted by it.)
+    assert web.startswith("PGAPPNAME=webhooks-web gunicorn peerapp.wsgi ")
     assert "--threads ${WEB_THREADS:-8}" in web

@@ -3,7 +3,7 @@ import time
 import psycopg2
 import pytest
 
-from bench.stack import Database
+from bench.stack import APPLICATION_NAMES, Database, postgres_groups
 
 URL = "postgres://postgres@127.0.0.1:5432/wh_bench_test_settle"
 
@@ -86,3 +86,36 @@ def test_transactions_counts_each_autocommit_statement(database):
     # Beside the 25: the readings' own transactions and a few of their
     # connections' set-up; the bench divides by 16,000 events.
     assert 25 <= counted <= 25 + 2 * readings + 5
+
+
+def _backend(database: Database, application_name: str):
+    """A connection under `application_name` and its backend's pid."""
+    connection = psycopg2.connect(database.url, application_name=application_name)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return connection, cursor.fetchone()[0]
+
+
+def test_postgres_groups_part_the_backends_by_the_procfile_s_names(database):
+    web, web_pid = _backend(database, APPLICATION_NAMES["web"])
+    worker, worker_pid = _backend(database, APPLICATION_NAMES["worker"])
+    other, other_pid = _backend(database, "psql")
+    try:
+        groups = {name: set(pids()) for name, pids in postgres_groups(database).items()}
+    finally:
+        for connection in (web, worker, other):
+            connection.close()
+    assert groups["postgres (web)"] == {web_pid}
+    assert groups["postgres (worker)"] == {worker_pid}
+    # Everything else PostgreSQL runs (the postmaster, whose children's time
+    # holds ended backends, other connections) is the rest, counted once.
+    assert other_pid in groups["postgres (rest)"]
+    assert not groups["postgres (rest)"] & {web_pid, worker_pid}
+    assert len(groups["postgres (rest)"]) > 1
+
+
+def test_the_ceiling_s_groups_name_only_the_web(database):
+    assert set(postgres_groups(database, parts=("web",))) == {
+        "postgres (web)",
+        "postgres (rest)",
+    }
