@@ -95,30 +95,31 @@ class Database:
     def connect(self) -> "psycopg2.extensions.connection":
         return psycopg2.connect(self.url, connect_timeout=5)
 
-    def fetch_one(self, sql: str) -> tuple:
-        """The first row of a query, on a connection of its own."""
+    def fetch_all(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        """A query's rows, on a connection of its own."""
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute(sql)
-                return cursor.fetchone()
+                # No parameters: no %-interpolation (a literal % stays as is).
+                cursor.execute(sql, list(params) or None)
+                return cursor.fetchall()
         finally:
             connection.close()
+
+    def fetch_one(self, sql: str) -> tuple | None:
+        """The first row of a query, on a connection of its own."""
+        rows = self.fetch_all(sql)
+        return rows[0] if rows else None
 
     def backend_pids(self, *application_names: str) -> list[int]:
         """The backends now serving this database's connections of these
         application names (pg_stat_activity)."""
-        connection = self.connect()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = "
-                    "current_database() AND application_name = ANY(%s)",
-                    [list(application_names)],
-                )
-                return [row[0] for row in cursor.fetchall()]
-        finally:
-            connection.close()
+        rows = self.fetch_all(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = ANY(%s)",
+            [list(application_names)],
+        )
+        return [pid for (pid,) in rows]
 
     def transactions(self) -> int:
         """Transactions committed or rolled back in the database so far
