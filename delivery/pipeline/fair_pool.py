@@ -14,12 +14,14 @@ moments, and at most max_workers + spare calls run at once.
 
 Many threads sending at once to fast receivers only wait for the
 interpreter lock: each request then costs about three times the CPU it does
-alone (bench/RESULTS.md). So only `steady` threads start at once; a pacer
-thread lets more start, `steady` at a time, while calls wait and the process
-used less than half a core over the last PACE. Slow or dead receivers leave
-the process idle, and the pool opens to max_workers within ~0.2 s; fast ones
-keep it busy, and a few threads deliver more than many. A wall-clock signal
-cannot tell a receiver's wait from the lock's; the process's CPU time can.
+alone (bench/RESULTS.md). So only `steady` threads start at once; while
+calls wait, a pacer thread lets `steady` more start every PACE in which the
+process used less than half a core, or in which a waiting key's calls take
+SLOW_CALL or more. Slow or dead receivers open the pool to max_workers
+within ~0.2 s; fast ones keep the process busy and their calls short, and a
+few threads deliver more than many. Once the pool has drained it starts
+small again. (How long a call takes cannot alone tell a receiver's wait from
+the lock's once many threads run; with `steady` running it can.)
 
 A key is `crowded` when its waiting calls would take longer than a given
 horizon to start, given how long its calls have been taking: more of them
@@ -46,6 +48,10 @@ STEADY = 8
 # process is waiting on its receivers rather than working.
 PACE = 0.01
 CPU_LIMIT = 0.5
+# Calls that take this long wait on their receiver, not on the interpreter
+# lock (a fast receiver's calls take a few ms with STEADY threads running):
+# their key opens the pool however busy the process is.
+SLOW_CALL = 0.05
 
 
 class FairPool:
@@ -63,11 +69,13 @@ class FairPool:
         thread_name_prefix: str,
         spare: int | None = None,
         steady: int = STEADY,
+        slow_call: float = SLOW_CALL,
         cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self.max_workers = max_workers
         self.spare = max(1, max_workers // 8) if spare is None else spare
         self.steady = min(steady, max_workers)
+        self.slow_call = slow_call
         self._prefix = thread_name_prefix
         lock = threading.RLock()
         self._lock = threading.Condition(lock)
@@ -155,16 +163,28 @@ class FairPool:
             cpu, started = self._cpu_clock(), time.monotonic()
             time.sleep(PACE)
             used = (self._cpu_clock() - cpu) / (time.monotonic() - started)
-            if used >= CPU_LIMIT:
-                continue
             with self._lock:
                 if not self._held():
+                    continue
+                if used >= CPU_LIMIT and not self._slow_keys_wait():
                     continue
                 self._allowed = min(self.max_workers, self._allowed + self.steady)
                 waiting = sum(len(calls) for calls in self._queues.values())
                 room = self._allowed - self._running_total - self._starting
                 for _ in range(min(waiting, room)):
                     self._start_one()
+
+    def _slow_keys_wait(self) -> bool:
+        """A key with waiting calls has calls that take `slow_call` or more
+        (or, before one of them ended, has been busy that long)."""
+        now = time.monotonic()
+        for key in self._queues:
+            seconds = self._duration.get(key)
+            if seconds is None and key in self._busy_since:
+                seconds = now - self._busy_since[key]
+            if seconds is not None and seconds >= self.slow_call:
+                return True
+        return False
 
     def shutdown(self) -> None:
         """Idle threads end; queued calls still run first."""

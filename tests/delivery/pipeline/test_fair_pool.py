@@ -208,7 +208,7 @@ def test_calls_waiting_on_their_receivers_open_the_pool_past_steady(pool):
 
 def test_a_busy_process_runs_steady_calls_and_a_drained_pool_starts_small(pool):
     clock = _Clock()
-    fair = pool(16, steady=4, cpu_clock=clock)
+    fair = pool(16, steady=4, slow_call=60, cpu_clock=clock)
     release, calls = _blocked(fair, 16, running=16)  # idle: opened to 16
     release.set()
     assert all(call.result(timeout=10) for call in calls)
@@ -227,13 +227,29 @@ def test_a_busy_process_runs_steady_calls_and_a_drained_pool_starts_small(pool):
 def test_a_batch_submitted_in_a_loop_starts_steady_threads_not_one_per_call(pool):
     clock = _Clock()
     clock.busy = True
-    fair = pool(16, steady=4, cpu_clock=clock, thread_name_prefix="test-herd")
+    fair = pool(
+        16, steady=4, slow_call=60, cpu_clock=clock, thread_name_prefix="test-herd"
+    )
     release, calls = _blocked(fair, 16, running=4)
     try:
         herd = [t for t in threading.enumerate() if t.name.startswith("test-herd_")]
         assert len(herd) == 4 + 1  # four senders and the pacer
         # A tenant with nothing running still starts at once.
         assert fair.submit("b", lambda: "b0").result(timeout=5) == "b0"
+    finally:
+        release.set()
+    assert all(call.result(timeout=10) for call in calls)
+
+
+def test_a_key_whose_calls_take_long_opens_the_pool_however_busy(pool):
+    clock = _Clock()
+    clock.busy = True
+    fair = pool(16, steady=4, cpu_clock=clock)
+    # Calls blocked past SLOW_CALL (50 ms: a slow receiver) while the
+    # process is busy (claiming, say): the pacer opens the pool all the same.
+    release, calls = _blocked(fair, 20, running=16)
+    try:
+        assert sum(call.running() for call in calls) == 16
     finally:
         release.set()
     assert all(call.result(timeout=10) for call in calls)
