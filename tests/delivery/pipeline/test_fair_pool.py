@@ -2,6 +2,8 @@
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -194,34 +196,41 @@ class _Clock:
         return time.monotonic() if self.busy else self._stood
 
 
+@contextmanager
+def _running(fair: FairPool, count: int, running: int) -> Iterator[list]:
+    """`count` blocked calls of key "a", once `running` of them run; they are
+    released (and must all have ended well) when the block ends."""
+    release, calls = _blocked(fair, count, running)
+    try:
+        yield calls
+    finally:
+        release.set()
+    assert all(call.result(timeout=10) for call in calls)
+
+
+def _now_running(calls: list) -> int:
+    return sum(call.running() for call in calls)
+
+
 def test_calls_waiting_on_their_receivers_open_the_pool_past_steady(pool):
     fair = pool(32, steady=4)
     # Blocked calls use no CPU (the real process clock): the pacer lets more
     # start until all 32 run.
-    release, calls = _blocked(fair, 40, running=32)
-    try:
-        assert sum(call.running() for call in calls) == 32
-    finally:
-        release.set()
-    assert all(call.result(timeout=10) for call in calls)
+    with _running(fair, 40, running=32) as calls:
+        assert _now_running(calls) == 32
 
 
 def test_a_busy_process_runs_steady_calls_and_a_drained_pool_starts_small(pool):
     clock = _Clock()
     fair = pool(16, steady=4, slow_call=60, cpu_clock=clock)
-    release, calls = _blocked(fair, 16, running=16)  # idle: opened to 16
-    release.set()
-    assert all(call.result(timeout=10) for call in calls)
+    with _running(fair, 16, running=16) as calls:  # idle: opened to 16
+        assert _now_running(calls) == 16
     time.sleep(0.1)  # a future is done just before its thread counts it off
 
     clock.busy = True
-    release, calls = _blocked(fair, 16, running=4)
-    try:
+    with _running(fair, 16, running=4) as calls:
         time.sleep(20 * 0.01)  # twenty of the pacer's periods
-        assert sum(call.running() for call in calls) == 4
-    finally:
-        release.set()
-    assert all(call.result(timeout=10) for call in calls)
+        assert _now_running(calls) == 4
 
 
 def test_a_batch_submitted_in_a_loop_starts_steady_threads_not_one_per_call(pool):
@@ -230,15 +239,11 @@ def test_a_batch_submitted_in_a_loop_starts_steady_threads_not_one_per_call(pool
     fair = pool(
         16, steady=4, slow_call=60, cpu_clock=clock, thread_name_prefix="test-herd"
     )
-    release, calls = _blocked(fair, 16, running=4)
-    try:
+    with _running(fair, 16, running=4):
         herd = [t for t in threading.enumerate() if t.name.startswith("test-herd_")]
         assert len(herd) == 4 + 1  # four senders and the pacer
         # A tenant with nothing running still starts at once.
         assert fair.submit("b", lambda: "b0").result(timeout=5) == "b0"
-    finally:
-        release.set()
-    assert all(call.result(timeout=10) for call in calls)
 
 
 def test_a_key_whose_calls_take_long_opens_the_pool_however_busy(pool):
@@ -247,9 +252,5 @@ def test_a_key_whose_calls_take_long_opens_the_pool_however_busy(pool):
     fair = pool(16, steady=4, cpu_clock=clock)
     # Calls blocked past SLOW_CALL (50 ms: a slow receiver) while the
     # process is busy (claiming, say): the pacer opens the pool all the same.
-    release, calls = _blocked(fair, 20, running=16)
-    try:
-        assert sum(call.running() for call in calls) == 16
-    finally:
-        release.set()
-    assert all(call.result(timeout=10) for call in calls)
+    with _running(fair, 20, running=16) as calls:
+        assert _now_running(calls) == 16
