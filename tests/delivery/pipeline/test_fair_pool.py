@@ -2,8 +2,6 @@
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -14,9 +12,8 @@ from delivery.pipeline.fair_pool import FairPool
 def pool():
     made: list[FairPool] = []
 
-    def make(workers: int, spare: int = 0, **kwargs) -> FairPool:
-        kwargs.setdefault("thread_name_prefix", "test-fair")
-        made.append(FairPool(workers, spare=spare, **kwargs))
+    def make(workers: int, spare: int = 0) -> FairPool:
+        made.append(FairPool(workers, thread_name_prefix="test-fair", spare=spare))
         return made[-1]
 
     yield make
@@ -69,7 +66,7 @@ def test_a_tenant_with_nothing_running_starts_at_once_on_a_spare_thread(pool):
         # a's calls hold both regular threads and the rest of a's queue waits;
         # b's first call does not wait for any of them.
         assert fair.submit("b", lambda: "b0").result(timeout=5) == "b0"
-        assert _wait_running(busy, 2) == 2
+        assert sum(future.running() for future in busy) == 2
     finally:
         release.set()
     assert all(future.result(timeout=10) for future in busy)
@@ -139,18 +136,12 @@ def test_a_key_is_crowded_when_its_queue_would_outlast_the_horizon(pool):
     assert fair.crowded(horizon=0.05) == set()
 
 
-def _wait_running(calls: list, count: int) -> int:
-    """How many of `calls` run, once `count` do (or after 5 s)."""
-    deadline = time.monotonic() + 5
-    while sum(c.running() for c in calls) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return sum(c.running() for c in calls)
-
-
 def _blocked(fair: FairPool, count: int, running: int) -> tuple:
     release = threading.Event()
     calls = [fair.submit("a", release.wait, 10) for _ in range(count)]
-    _wait_running(calls, running)
+    deadline = time.monotonic() + 5
+    while sum(c.running() for c in calls) < running and time.monotonic() < deadline:
+        time.sleep(0.01)
     return release, calls
 
 
@@ -183,74 +174,3 @@ def test_when_room_calls_back_at_once_for_a_key_that_is_not_crowded(pool):
     told: list[str] = []
     fair.when_room({"a"}, lambda: told.append("room"))
     assert told == ["room"]
-
-
-class _Clock:
-    """A CPU clock for the pacer: `busy` runs at one core, else it stands."""
-
-    def __init__(self) -> None:
-        self.busy = False
-        self._stood = 0.0
-
-    def __call__(self) -> float:
-        return time.monotonic() if self.busy else self._stood
-
-
-@contextmanager
-def _running(fair: FairPool, count: int, running: int) -> Iterator[list]:
-    """`count` blocked calls of key "a", once `running` of them run; they are
-    released (and must all have ended well) when the block ends."""
-    release, calls = _blocked(fair, count, running)
-    try:
-        yield calls
-    finally:
-        release.set()
-    assert all(call.result(timeout=10) for call in calls)
-
-
-def _now_running(calls: list) -> int:
-    return sum(call.running() for call in calls)
-
-
-def test_calls_waiting_on_their_receivers_open_the_pool_past_steady(pool):
-    fair = pool(32, steady=4)
-    # Blocked calls use no CPU (the real process clock): the pacer lets more
-    # start until all 32 run.
-    with _running(fair, 40, running=32) as calls:
-        assert _now_running(calls) == 32
-
-
-def test_a_busy_process_runs_steady_calls_and_a_drained_pool_starts_small(pool):
-    clock = _Clock()
-    fair = pool(16, steady=4, slow_call=60, cpu_clock=clock)
-    with _running(fair, 16, running=16) as calls:  # idle: opened to 16
-        assert _now_running(calls) == 16
-    time.sleep(0.1)  # a future is done just before its thread counts it off
-
-    clock.busy = True
-    with _running(fair, 16, running=4) as calls:
-        time.sleep(20 * 0.01)  # twenty of the pacer's periods
-        assert _now_running(calls) == 4
-
-
-def test_a_batch_submitted_in_a_loop_starts_steady_threads_not_one_per_call(pool):
-    clock = _Clock()
-    clock.busy = True
-    fair = pool(
-        16, steady=4, slow_call=60, cpu_clock=clock, thread_name_prefix="test-herd"
-    )
-    with _running(fair, 16, running=4):
-        herd = [t for t in threading.enumerate() if t.name.startswith("test-herd_")]
-        assert len(herd) == 4 + 1  # four senders and the pacer
-        # A tenant with nothing running still starts at once.
-        assert fair.submit("b", lambda: "b0").result(timeout=5) == "b0"
-
-
-def test_a_key_whose_calls_take_long_opens_the_pool_however_busy(pool):
-    clock = _Clock()
-    clock.busy = True
-    fair = pool(16, steady=4, cpu_clock=clock)
-    # Calls blocked past SLOW_CALL (50 ms: a slow receiver) while the
-    # process is busy (claiming, say): the pacer opens the pool all the same.
-    with _running(fair, 20, running=16) as calls:
-        assert _now_running(calls) == 16
